@@ -1,0 +1,286 @@
+"""The definition language as typed, immutable models (the spec side; no state lives here).
+
+A definition is one 一件事: a one-form (一表式), a material list, and a DAG of steps, each owned
+by a department, with time limits in working days. See docs/definition-language.md.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    model_validator,
+)
+
+from .expressions import Expression
+from .limits import Limit
+
+DEFINITION_KEY_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+IDENT_PATTERN = r"^[a-z][a-z0-9_]*$"
+LIMIT_PATTERN = r"^\d+(\.\d+)?[dhn]$"
+
+Ident = Annotated[str, Field(pattern=IDENT_PATTERN)]
+
+
+def _parse_limit(value: Any) -> Limit:
+    if isinstance(value, Limit):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"bad limit {value!r}: add a unit, e.g. {value}d (working days) or {value}h")
+    return Limit.parse(value)
+
+
+def _parse_expression(value: Any) -> Expression:
+    if isinstance(value, Expression):
+        return value
+    if isinstance(value, bool):  # YAML `when: true` is a constant condition, almost surely a slip
+        raise ValueError("write a condition over form fields (e.g. needs_seal), not a constant")
+    return Expression.parse(value)
+
+
+LimitField = Annotated[
+    Limit,
+    PlainValidator(_parse_limit),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": LIMIT_PATTERN,
+            "description": "d = working days, h = working hours, n = natural days; fractions allowed",
+            "examples": ["1d", "0.5d", "4h", "7n"],
+        }
+    ),
+]
+ExpressionField = Annotated[
+    Expression,
+    PlainValidator(_parse_expression),
+    PlainSerializer(lambda e: e.source, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "boolean expression over form field keys",
+            "examples": ["needs_seal"],
+        }
+    ),
+]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+FieldType = Literal["text", "int", "number", "bool", "date", "choice"]
+_DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
+    "text": (str,),
+    "int": (int,),
+    "number": (int, float),
+    "bool": (bool,),
+    "date": (str,),
+    "choice": (str,),
+}
+
+
+class FormField(_Spec):
+    """One field of the shared form (一表式)."""
+
+    key: Ident
+    label: str
+    type: FieldType = "text"
+    required: bool = False
+    default: Any = None
+    min: float | None = None
+    max: float | None = None
+    options: list[str] | None = None
+    help: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FormField:
+        if self.type == "choice" and not self.options:
+            raise ValueError("a choice field lists its options, e.g. options: [甲, 乙]")
+        if self.options is not None and self.type != "choice":
+            raise ValueError("options only apply to type choice")
+        if (self.min is not None or self.max is not None) and self.type not in ("int", "number"):
+            raise ValueError("min and max only apply to int and number fields")
+        if self.default is not None:
+            allowed = _DEFAULT_TYPES[self.type]
+            wrong = not isinstance(self.default, allowed) or (
+                self.type in ("int", "number") and isinstance(self.default, bool)
+            )
+            if wrong or (self.options and self.default not in self.options):
+                raise ValueError(f"default {self.default!r} is not a valid {self.type}")
+        return self
+
+    @property
+    def sample(self) -> Any:
+        """A value of the field's type (used to try expressions at load time)."""
+        return {"text": "", "int": 0, "number": 0.0, "bool": False, "date": "2026-01-01"}.get(
+            self.type, (self.options or [""])[0]
+        )
+
+
+class Material(_Spec):
+    """One item of the material list (材料清单)."""
+
+    key: Ident
+    label: str
+    required: bool = True
+    deferrable: bool = Field(False, description="容缺受理: may be supplied after acceptance")
+    source: Literal["applicant", "government", "third_party"] = "applicant"
+
+
+class Limits(_Spec):
+    promised: LimitField | None = Field(None, description="承诺时限, the SLA that is monitored")
+    statutory: LimitField | None = Field(None, description="法定时限, the legal cap")
+    warning: float = Field(
+        0.25, gt=0, lt=1, description="share of the limit left at which the SLA turns yellow (warning)"
+    )
+
+
+class Certificate(_Spec):
+    key: Ident
+    name: str
+    issuer: Ident
+
+
+class _Step(_Spec):
+    id: Ident
+    name: str
+    department: Ident
+    after: list[Ident] = Field(default_factory=list)
+    when: ExpressionField | None = None
+    limit: LimitField | None = None
+    lead: bool = Field(False, description="牵头: this department leads its parallel block")
+    role: Ident | None = None
+    description: str | None = None
+    on_reject: Literal["stop", "continue"] = Field(
+        "stop", description="continue: a refusal here is recorded and the other branches go on"
+    )
+    editable: list[Ident] = Field(default_factory=list, description="form fields this step may change")
+
+
+class AcceptanceStep(_Step):
+    """综合受理: the window checks materials, accepts (容缺 where allowed) or refuses."""
+
+    kind: Literal["acceptance"]
+
+
+class SurveyStep(_Step):
+    """联合踏勘: one joint site visit; every participant department signs off."""
+
+    kind: Literal["survey"]
+    participants: list[Ident] = Field(min_length=2)
+
+
+class ApprovalStep(_Step):
+    """One department's review, optionally through sign-off levels or a countersign."""
+
+    kind: Literal["approval"]
+    review_chain: list[str] = Field(default_factory=list, description="e.g. [承办, 审核, 批准]")
+    sign: Literal["all", "any"] | None = Field(None, description="会签 (all) or 或签 (any) among signers")
+    signers: list[Ident] = Field(default_factory=list, description="roles that countersign")
+
+    @model_validator(mode="after")
+    def _countersign(self) -> ApprovalStep:
+        if self.sign is not None and len(self.signers) < 2:
+            raise ValueError(f"sign: {self.sign} needs at least two signers (roles)")
+        if self.signers and self.sign is None:
+            raise ValueError("signers need sign: all (会签) or sign: any (或签)")
+        if len(set(self.review_chain)) != len(self.review_chain):
+            raise ValueError("review_chain repeats a level")
+        return self
+
+
+class AutoStep(_Step):
+    """No human in the loop (秒批, shared-data lookup): the rule decides."""
+
+    kind: Literal["auto"]
+    rule: ExpressionField
+    result_field: Ident | None = Field(None, description="bool form field that receives the result")
+    on_false: Literal["reject", "continue"] = "reject"
+
+
+class IssueStep(_Step):
+    """证照发放 / 统一出件: certificates (e-certificates too) and how they reach the applicant."""
+
+    kind: Literal["issue"]
+    certificates: list[Certificate] = Field(default_factory=list)
+    delivery: list[Literal["window", "mail", "online"]] = Field(default_factory=lambda: ["window"])
+
+
+class NotifyStep(_Step):
+    kind: Literal["notify"]
+    channels: list[Literal["sms", "site", "email"]] = Field(default_factory=lambda: ["site"])
+    message: str | None = None
+
+
+Step = Annotated[
+    AcceptanceStep | SurveyStep | ApprovalStep | AutoStep | IssueStep | NotifyStep,
+    Field(discriminator="kind"),
+]
+STEP_KINDS = ("acceptance", "survey", "approval", "auto", "issue", "notify")
+
+
+class Definition(_Spec):
+    """One 一件事, immutable once published."""
+
+    key: str = Field(pattern=DEFINITION_KEY_PATTERN, description="stable id; the file is named <key>.yaml")
+    name: str
+    summary: str = ""
+    tags: list[str] = Field(default_factory=list)
+    case_kind: Literal["promised", "instant"] = Field(
+        "promised", description="promised = 承诺件 (timed); instant = 即办件"
+    )
+    limits: Limits = Field(default_factory=Limits)
+    form: list[FormField] = Field(default_factory=list)
+    materials: list[Material] = Field(default_factory=list)
+    steps: list[Step] = Field(min_length=1)
+
+    @cached_property
+    def steps_by_id(self) -> dict[str, Step]:
+        return {step.id: step for step in self.steps}
+
+    @cached_property
+    def fields_by_key(self) -> dict[str, FormField]:
+        return {field.key: field for field in self.form}
+
+    @cached_property
+    def successors(self) -> dict[str, list[str]]:
+        """Step id → the steps that wait on it, in file order."""
+        result: dict[str, list[str]] = {step.id: [] for step in self.steps}
+        for step in self.steps:
+            for before in step.after:
+                result[before].append(step.id)
+        return result
+
+    @property
+    def entry(self) -> Step:
+        return next(step for step in self.steps if step.kind == "acceptance")
+
+    @cached_property
+    def departments(self) -> list[str]:
+        """Every department taking part, in order of first appearance."""
+        seen: dict[str, None] = {}
+        for step in self.steps:
+            seen[step.department] = None
+            for participant in getattr(step, "participants", ()):
+                seen[participant] = None
+        return list(seen)
+
+
+class Department(_Spec):
+    code: Ident
+    name: str
+    parent: Ident | None = None
+    supervisor_role: Ident = Field(description="role that receives escalations (督办)")
+    roles: list[Ident] = Field(default_factory=list)
+
+
+class DepartmentsFile(_Spec):
+    departments: list[Department] = Field(min_length=1)
