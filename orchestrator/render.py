@@ -91,7 +91,7 @@ def flowchart(
             "labelloc": "t",
             "fontsize": "18",
             "nodesep": "0.35",
-            "ranksep": "0.45",
+            "ranksep": "0.35",
             "newrank": "true",
             "compound": "true",
             "bgcolor": "white",
@@ -163,28 +163,29 @@ def _add_step(
     overlay: StepOverlay | None,
 ) -> None:
     shape, style = KIND_SHAPES[step.kind]
-    lines = [f"<b>{_esc(step.name)}</b>"]
+    lines = ["<br/>".join(f"<b>{_esc(part)}</b>" for part in _wrap(step.name, 24))]
     details = [KIND_LABELS[step.kind]] if KIND_LABELS[step.kind] != step.name else []
     if step.limit:
         details.append(f"限时 {step.limit.label}")
     detail = " · ".join(details)
-    lines.append(f'<font point-size="10" color="#37474f">{_esc(detail)}</font>')
+    if detail:
+        lines.append(_small(detail, size=10))
     participants = getattr(step, "participants", ())
     if participants:
         names = "、".join(departments[p].name if p in departments else p for p in participants)
-        lines.append(f'<font point-size="9" color="#37474f">会同：{_esc(names)}</font>')
+        lines.append(_small(f"会同：{names}"))
     chain = getattr(step, "review_chain", ())
     if chain:
-        lines.append(f'<font point-size="9" color="#37474f">{_esc(" → ".join(chain))}</font>')
+        lines.append(_small(" → ".join(chain)))
     if getattr(step, "sign", None):
-        lines.append(f'<font point-size="9" color="#37474f">{"会签" if step.sign == "all" else "或签"}</font>')
+        lines.append(_small("会签" if step.sign == "all" else "或签"))
     if step.kind == "auto":
         lines.append(
             f'<font point-size="9" color="#37474f">规则：{_esc(_readable(step.rule.source, definition))}</font>'
         )
     certificates = getattr(step, "certificates", ())
     if certificates:
-        lines.append(f'<font point-size="9" color="#37474f">{_esc("、".join(c.name for c in certificates))}</font>')
+        lines.append(_small("、".join(c.name for c in certificates)))
     fill = DEFAULT_FILL
     if overlay is not None:
         fill = overlay.color or STATE_COLOURS.get(overlay.state or "", DEFAULT_FILL)
@@ -213,7 +214,8 @@ def _add_edges(graph: graphviz.Digraph, definition: Definition, taken: set[tuple
     def edge(tail: str, head: str, *, condition: str | None = None, on_path: bool = False) -> None:
         attrs = {"penwidth": "2.6", "color": "#1b5e20"} if on_path else {}
         if condition:
-            attrs.update(label=f"若 {_readable(condition, definition)}", style="dashed", fontcolor="#6a1b9a")
+            label = "\n".join(_wrap(f"若 {_readable(condition, definition)}", 26))
+            attrs.update(label=label, style="dashed", fontcolor="#6a1b9a")
         graph.edge(tail, head, **attrs)
 
     for step in definition.steps:
@@ -242,8 +244,41 @@ def _source(expression: object | None) -> str | None:
 def _readable(expression: str, definition: Definition) -> str:
     """Show form labels instead of field keys: ``needs_seal`` → ``是否刻制公章``."""
     fields = definition.fields_by_key
-    return re.sub(r"[A-Za-z_][A-Za-z0-9_]*", lambda m: fields[m[0]].label if m[0] in fields else m[0], expression)
+
+    def word(match: re.Match[str]) -> str:
+        name = match[0]
+        return fields[name].label if name in fields else _WORDS.get(name, name)
+
+    text = re.sub(r"[A-Za-z_][A-Za-z0-9_]*", word, expression)
+    for operator, shown in _OPERATORS.items():
+        text = text.replace(operator, shown)
+    return text
+
+
+_WORDS = {"and": "且", "or": "或", "not": "非", "in": "属于", "True": "是", "False": "否", "None": "空"}
+_OPERATORS = {">=": "≥", "<=": "≤", "!=": "≠", "==": "="}
 
 
 def _esc(text: str) -> str:
     return html.escape(text, quote=False)
+
+
+def _wrap(text: str, width: int = 28) -> list[str]:
+    """Break text into lines of at most ``width`` columns (a Chinese character takes two)."""
+    lines: list[str] = []
+    line, used = "", 0
+    for char in text:
+        cost = 2 if ord(char) > 0x2E7F else 1
+        if used + cost > width and line:
+            lines.append(line)
+            line, used = "", 0
+        if char == " " and not line:
+            continue
+        line, used = line + char, used + cost
+    if line:
+        lines.append(line)
+    return lines
+
+
+def _small(text: str, size: int = 9, width: int = 30) -> str:
+    return "<br/>".join(f'<font point-size="{size}" color="#37474f">{_esc(part)}</font>' for part in _wrap(text, width))

@@ -34,6 +34,8 @@ class Limit:
                 f"bad limit {text!r}: write a positive number and a unit, "
                 "d = working days, h = working hours, n = natural days (e.g. 1d, 0.5d, 4h, 7n)"
             )
+        if match["unit"] == "n" and not float(match["amount"]).is_integer():
+            raise LimitSyntaxError(f"bad limit {text!r}: natural days (n) are whole days, e.g. 7n")
         return cls(float(match["amount"]), match["unit"])  # type: ignore[arg-type]
 
     @property

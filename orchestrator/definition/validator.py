@@ -172,6 +172,7 @@ class _Parts:
     definition: Definition | None
     skeleton: list[tuple[int, str, list[str]]] = field(default_factory=list)  # index, id, after
     steps: dict[str, tuple[int, Step]] = field(default_factory=dict)
+    unplaced: set[str] = field(default_factory=set)  # steps whose `after` is broken: place unknown
     fields: dict[str, FormField] = field(default_factory=dict)
     fields_known: set[str] = field(default_factory=set)
     promised: Limit | None = None
@@ -206,8 +207,12 @@ def _gather(source: YamlSource, data: dict[str, Any], definition: Definition | N
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
             continue
         after = raw.get("after", [])
-        after = [a for a in after if isinstance(a, str)] if isinstance(after, list) else []
-        parts.skeleton.append((index, raw["id"], after))
+        if isinstance(after, str):  # `after: accept` is reported as a type error; draw the edge meant
+            after = [after]
+        elif not isinstance(after, list):
+            parts.unplaced.add(raw["id"])
+            after = []
+        parts.skeleton.append((index, raw["id"], [a for a in after if isinstance(a, str)]))
         step = _lenient_step(raw)
         if step is not None:
             parts.steps.setdefault(step.id, (index, step))
@@ -280,12 +285,14 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
                 seen.add(raw[key_name])
 
     # the graph ----------------------------------------------------------------------------------
+    dangling: set[str] = set(parts.unplaced)
     graph = nx.DiGraph()
     for _index, step_id, _after in parts.skeleton:
         graph.add_node(step_id, index=first_index[step_id])
     for index, step_id, after in parts.skeleton:
         for position, before in enumerate(after):
             if before not in first_index:
+                dangling.add(step_id)
                 at(
                     ("steps", index, "after", position),
                     f"step {step_id!r}: after names unknown step {before!r}{did_you_mean(before, first_index)}",
@@ -299,9 +306,9 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
     for component in sorted(nx.strongly_connected_components(graph), key=lambda c: min(first_index[s] for s in c)):
         if len(component) < 2:
             continue
-        cycle = nx.find_cycle(graph.subgraph(component))
+        start = min(component, key=first_index.__getitem__)  # earliest in the file, so output is stable
+        cycle = nx.find_cycle(graph.subgraph(component), source=start)
         path_ids = [edge[0] for edge in cycle] + [cycle[0][0]]
-        start = min(component, key=first_index.__getitem__)
         cycle_members |= component
         at(
             ("steps", first_index[start], "after"),
@@ -322,7 +329,7 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
             f"step {step.id!r}: more than one acceptance step "
             f"(first is {acceptance[0][1].id!r}); a process has exactly one",
         )
-    entries = [(index, step_id) for index, step_id, after in parts.skeleton if not after]
+    entries = [(index, step_id) for index, step_id, after in parts.skeleton if not after and step_id not in dangling]
     if len(entries) > 1:
         names = ", ".join(step_id for _, step_id in entries)
         for index, step_id in entries:
@@ -338,7 +345,9 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
                 ("steps", index, "after"),
                 f"acceptance step {step.id!r} must be the entry: remove its `after`",
             )
-        reachable = nx.descendants(graph, step.id) | {step.id}
+        # a step with a broken `after` is already reported; count it as reached so its successors are not
+        roots = {step.id} | dangling
+        reachable = roots.union(*(nx.descendants(graph, root) for root in roots))
         for other_index, step_id, _after in parts.skeleton:
             if step_id not in reachable and first_index[step_id] == other_index and step_id not in cycle_members:
                 at(

@@ -1,0 +1,273 @@
+"""Each refusal the validator promises, with the exact message and the line it points at."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from orchestrator.definition import SourceError, load_definition
+
+HEAD = """\
+key: t
+name: 测试一件事
+limits: {promised: 2d, statutory: 20d}
+form:
+  - {key: needs_seal, label: 是否刻制公章, type: bool}
+  - {key: employees, label: 参保职工人数, type: int, min: 0}
+steps:
+"""  # the first step is on line 8
+
+
+def problems(departments, steps: str, head: str = HEAD) -> list[str]:
+    text = head + textwrap.dedent(steps)
+    problems.text = text  # type: ignore[attr-defined]  # read by at()
+    try:
+        load_definition("t.yaml", departments, text=text)
+    except SourceError as exc:
+        return [str(p) for p in exc.problems]
+    return []
+
+
+def at(line: int, token: str, occurrence: int = 1) -> str:
+    """``t.yaml:LINE:COLUMN`` of the n-th ``token`` on that line of the last text checked."""
+    text = problems.text.splitlines()[line - 1]  # type: ignore[attr-defined]
+    column = -1
+    for _ in range(occurrence):
+        column = text.index(token, column + 1)
+    return f"t.yaml:{line}:{column + 1}"
+
+
+GOOD = """\
+- {id: accept, kind: acceptance, name: 受理, department: zwfw, limit: 1h}
+- {id: licence, kind: approval, name: 执照, department: scjg, after: [accept], limit: 4h}
+- {id: issue, kind: issue, name: 出件, department: zwfw, after: [licence], limit: 1h}
+"""
+
+
+def test_a_valid_definition_loads(departments):
+    assert problems(departments, GOOD) == []
+
+
+def test_yaml_syntax_error_points_at_the_line(departments):
+    assert problems(departments, GOOD + "- {id: broken, kind: approval\n") == [
+        "t.yaml:12:1: YAML syntax error: while parsing a flow mapping expected ',' or '}', but got '<stream end>'"
+    ]
+
+
+def test_unknown_key_suggests_the_right_one(departments):
+    found = problems(departments, GOOD.replace("limit: 4h}", "limt: 4h}"))
+    assert found == [f"{at(9, 'limt')}: step 'licence': unknown key 'limt' (did you mean 'limit'?)"]
+
+
+def test_missing_key_and_wrong_type(departments):
+    steps = GOOD.replace("name: 执照, ", "").replace("after: [accept]", "after: accept")
+    assert problems(departments, steps) == [
+        "t.yaml:9:3: step 'licence': missing required key 'name'",
+        f"{at(9, 'accept,')}: step 'licence': after: Input should be a valid list",
+    ]
+
+
+def test_duplicate_step_id(departments):
+    steps = GOOD + "- {id: licence, kind: approval, name: 又一个, department: scjg, after: [accept]}\n"
+    assert problems(departments, steps) == [
+        f"{at(11, 'licence')}: duplicate step id 'licence' (first defined at line 9)"
+    ]
+
+
+def test_after_naming_an_unknown_step(departments):
+    steps = GOOD.replace("after: [licence]", "after: [licnce]")
+    assert problems(departments, steps) == [
+        f"{at(10, 'licnce')}: step 'issue': after names unknown step 'licnce' (did you mean 'licence'?)"
+    ]
+
+
+def test_cycle_names_the_steps_on_it(departments):
+    steps = """\
+    - {id: accept, kind: acceptance, name: 受理, department: zwfw}
+    - {id: a, kind: approval, name: A, department: scjg, after: [accept, c]}
+    - {id: b, kind: approval, name: B, department: gaj, after: [a]}
+    - {id: c, kind: approval, name: C, department: swj, after: [b]}
+    """
+    assert problems(departments, steps) == [
+        f"{at(9, '[accept, c]')}: cycle: a → b → c → a; a step may only wait for steps that come before it",
+    ]
+
+
+def test_unreachable_steps(departments):
+    steps = """\
+    - {id: accept, kind: acceptance, name: 受理, department: zwfw}
+    - {id: a, kind: approval, name: A, department: scjg, after: [accept]}
+    - {id: b, kind: approval, name: B, department: gaj, after: [c]}
+    - {id: c, kind: approval, name: C, department: swj, after: [b]}
+    - {id: d, kind: approval, name: D, department: swj, after: [c]}
+    """
+    assert problems(departments, steps) == [
+        f"{at(10, 'b')}: step 'b' is unreachable from the acceptance step 'accept' (it is on a cycle)",
+        f"{at(10, '[c]')}: cycle: b → c → b; a step may only wait for steps that come before it",
+        f"{at(11, 'c')}: step 'c' is unreachable from the acceptance step 'accept' (it is on a cycle)",
+        f"{at(12, 'd', 2)}: step 'd' is unreachable from the acceptance step 'accept'",
+    ]
+
+
+def test_no_acceptance_step(departments):
+    steps = GOOD.replace("kind: acceptance", "kind: approval")
+    assert problems(departments, steps) == [
+        "t.yaml:7:1: no acceptance step: every process starts with one step of kind acceptance (综合受理)"
+    ]
+
+
+def test_more_than_one_entry_step(departments):
+    steps = GOOD + "- {id: orphan, kind: approval, name: 孤立, department: gaj}\n"
+    assert problems(departments, steps) == [
+        f"{at(11, 'orphan')}: step 'orphan' is unreachable from the acceptance step 'accept'",
+        f"{at(11, 'orphan')}: step 'orphan': more than one entry step (accept, orphan); only the acceptance step "
+        "may have no `after`",
+    ]
+
+
+def test_more_than_one_acceptance_step(departments):
+    steps = GOOD + "- {id: again, kind: acceptance, name: 再受理, department: zwfw, after: [accept]}\n"
+    assert problems(departments, steps) == [
+        f"{at(11, 'acceptance')}: step 'again': more than one acceptance step (first is 'accept'); a process has "
+        "exactly one"
+    ]
+
+
+def test_unknown_department_and_participant(departments):
+    steps = """\
+    - {id: accept, kind: acceptance, name: 受理, department: zwfv}
+    - {id: survey, kind: survey, name: 联合踏勘, department: zjj, after: [accept], participants: [zjj, xff]}
+    """
+    assert problems(departments, steps) == [
+        f"{at(8, 'zwfv')}: step 'accept': unknown department 'zwfv' (did you mean 'zwfw'?); departments are "
+        "listed in departments.yaml",
+        f"{at(9, 'xff')}: step 'survey': unknown participant department 'xff' (did you mean 'xf'?)",
+    ]
+
+
+def test_when_that_does_not_parse(departments):
+    steps = GOOD.replace("after: [accept],", "after: [accept], when: 'employees >',")
+    assert problems(departments, steps) == [
+        f"{at(9, chr(39) + 'employees')}: step 'licence': when: expression 'employees >' does not parse: invalid syntax"
+    ]
+
+
+def test_when_and_rule_naming_unknown_fields(departments):
+    steps = GOOD.replace("after: [accept],", "after: [accept], when: need_seal,") + (
+        "- {id: robot, kind: auto, name: 秒批, department: scjg, after: [accept], rule: employes > 0}\n"
+    )
+    assert problems(departments, steps) == [
+        f"{at(9, 'need_seal')}: step 'licence': when names 'need_seal', which is no form field (did you mean "
+        "'needs_seal'?)",
+        f"{at(11, 'employes')}: step 'robot': rule names 'employes', which is no form field (did you mean "
+        "'employees'?)",
+    ]
+
+
+def test_bad_limit_string(departments):
+    steps = GOOD.replace("limit: 4h", "limit: 4 hours")
+    assert problems(departments, steps) == [
+        f"{at(9, '4 hours')}: step 'licence': limit: bad limit '4 hours': write a positive number and a unit, "
+        "d = working days, h = working hours, n = natural days (e.g. 1d, 0.5d, 4h, 7n)"
+    ]
+
+
+def test_promised_limit_above_statutory(departments):
+    head = HEAD.replace("{promised: 2d, statutory: 20d}", "{promised: 25d, statutory: 20d}")
+    assert problems(departments, GOOD, head) == [
+        f"{at(3, '25d')}: promised limit 25d is above the statutory limit 20d (承诺时限 must not exceed 法定时限)"
+    ]
+
+
+def test_critical_path_that_cannot_fit_the_promise(departments):
+    steps = GOOD.replace("limit: 4h", "limit: 2d") + (
+        "- {id: seal, kind: approval, name: 刻章, department: gaj, after: [accept], limit: 1h}\n"
+    )
+    steps = steps.replace("after: [licence]", "after: [licence, seal]")
+    assert problems(departments, steps) == [
+        f"{at(3, '2d')}: the step limits on the path accept → licence → issue add up to 2.25d, more than the "
+        "promised case limit 2d: shorten those steps or raise the promise"
+    ]
+
+
+def test_critical_path_counts_natural_days_as_five_sevenths(departments):
+    steps = GOOD.replace("limit: 4h", "limit: 2n")  # 2n ≈ 1.43d, plus 2h: fits 2d
+    assert problems(departments, steps) == []
+
+
+def test_issue_step_must_be_last(departments):
+    steps = GOOD + "- {id: tell, kind: notify, name: 通知, department: zwfw, after: [issue]}\n"
+    assert problems(departments, steps) == [
+        f"{at(10, 'issue')}: issue step 'issue' must be last on every path, but 'tell' comes after it"
+    ]
+
+
+def test_certificate_issuer_must_take_part(departments):
+    steps = GOOD.replace(
+        "after: [licence], limit: 1h}",
+        "after: [licence], limit: 1h, certificates: [{key: lic, name: 营业执照, issuer: swj}]}",
+    )
+    assert problems(departments, steps) == [
+        f"{at(10, 'swj')}: step 'issue': certificate 'lic' issuer 'swj' is no department of this process"
+    ]
+
+
+def test_every_problem_is_reported_not_only_the_first(departments):
+    steps = """\
+    - {id: accept, kind: acceptance, name: 受理, department: zwfw, limit: 1h}
+    - {id: licence, kind: aproval, name: 执照, department: scjg, after: [accept]}
+    - {id: seal, kind: approval, name: 刻章, department: gja, after: [licence, licnse], when: need_seal, limit: 2x}
+    - {id: issue, kind: issue, name: 出件, department: zwfw, after: [seal], colour: red}
+    """
+    found = problems(departments, steps)
+    assert [p.split(": ", 1)[0] for p in found] == [
+        "t.yaml:9:3",  # unknown kind
+        at(10, "gja"),
+        at(10, "licnse"),
+        at(10, "need_seal"),
+        at(10, "2x"),
+        at(11, "colour"),
+    ]
+
+
+def test_key_must_match_the_file_name(departments):
+    with pytest.raises(SourceError) as caught:
+        load_definition("other.yaml", departments, text=HEAD + GOOD)
+    assert [str(p) for p in caught.value.problems] == [
+        "other.yaml:1:6: key 't' does not match the file name other.yaml: name the file t.yaml or change the key"
+    ]
+
+
+def test_promised_case_needs_a_promised_limit(departments):
+    head = HEAD.replace("limits: {promised: 2d, statutory: 20d}\n", "")
+    assert problems(departments, GOOD, head) == [
+        "t.yaml:1:6: a promised case (承诺件) needs limits.promised: the working-day limit promised to the applicant"
+    ]
+    assert (
+        problems(departments, GOOD, head.replace("name: 测试一件事\n", "name: 测试一件事\ncase_kind: instant\n")) == []
+    )
+
+
+def test_auto_result_field_must_be_a_bool_field(departments):
+    steps = GOOD + (
+        "- {id: robot, kind: auto, name: 秒批, department: scjg, after: [accept], rule: employees > 0,"
+        " result_field: employees}\n"
+    )
+    assert problems(departments, steps) == [
+        f"{at(11, 'employees', 2)}: step 'robot': result_field 'employees' must be a bool field, not int"
+    ]
+
+
+def test_countersign_needs_two_signers(departments):
+    steps = GOOD.replace("limit: 4h}", "limit: 4h, sign: all, signers: [chief]}")
+    assert problems(departments, steps) == ["t.yaml:9:3: step 'licence': sign: all needs at least two signers (roles)"]
+
+
+def test_unsafe_expression_is_refused(departments):
+    steps = GOOD.replace("after: [accept],", 'after: [accept], when: "needs_seal.__class__",')
+    assert problems(departments, steps) == [
+        f"{at(9, chr(34) + 'needs_seal')}: step 'licence': when: expression 'needs_seal.__class__': Attribute is not "
+        "allowed; use field names, constants, comparisons, and/or/not, arithmetic, lists and len, abs, min, max, "
+        "int, float, str, round"
+    ]
