@@ -54,8 +54,9 @@ def validate(paths: tuple[Path, ...], departments_file: Path | None) -> None:
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="OUT.svg, OUT.png or OUT.dot")  # fmt: skip
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="OUT.svg, OUT.png or OUT.dot"
+)
 @departments_option
 def render(file: Path, output: Path, departments_file: Path | None) -> None:
     """Draw a definition's flowchart (swimlanes per department)."""

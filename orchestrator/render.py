@@ -208,8 +208,16 @@ def _add_step(
 def _add_edges(graph: graphviz.Digraph, definition: Definition, taken: set[tuple[str, str]]) -> None:
     """Edges, with a parallel gateway (◇ +) where branches fork or join, so parallel blocks stand out."""
     successors = definition.successors
-    gateway = {"shape": "diamond", "label": "+", "width": "0.3", "height": "0.3", "fixedsize": "true",
-               "style": "filled", "fillcolor": "#ffe082", "fontsize": "14"}  # fmt: skip
+    gateway = {
+        "shape": "diamond",
+        "label": "+",
+        "width": "0.3",
+        "height": "0.3",
+        "fixedsize": "true",
+        "style": "filled",
+        "fillcolor": "#ffe082",
+        "fontsize": "14",
+    }
 
     def edge(tail: str, head: str, *, condition: str | None = None, on_path: bool = False) -> None:
         attrs = {"penwidth": "2.6", "color": "#1b5e20"} if on_path else {}
@@ -222,8 +230,12 @@ def _add_edges(graph: graphviz.Digraph, definition: Definition, taken: set[tuple
         joins = len(step.after) > 1
         if joins:
             graph.node(f"join__{step.id}", xlabel="汇聚", **gateway)
-            edge(f"join__{step.id}", step.id, condition=_source(step.when),
-                 on_path=any((b, step.id) in taken for b in step.after))  # fmt: skip
+            edge(
+                f"join__{step.id}",
+                step.id,
+                condition=_source(step.when),
+                on_path=any((b, step.id) in taken for b in step.after),
+            )
     for step in definition.steps:
         forks = len(successors[step.id]) > 1
         if forks:

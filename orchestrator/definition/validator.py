@@ -200,6 +200,15 @@ def load_definition(path: str | Path, departments: Mapping[str, Department], *, 
     return definition
 
 
+def parse_definition(text: str, name: str = "<stored>") -> Definition:
+    """A definition already checked at publish time (the engine reads stored versions with this)."""
+    source = YamlSource.read(name, text)
+    try:
+        return Definition.model_validate(plain(source.data))
+    except ValidationError as exc:
+        raise SourceError(_structure_problems(source, exc)) from None
+
+
 def _gather(source: YamlSource, data: dict[str, Any], definition: Definition | None) -> _Parts:
     parts = _Parts(source=source, definition=definition)
     raw_steps = data.get("steps") if isinstance(data.get("steps"), list) else []

@@ -1,0 +1,1876 @@
+"""The engine's public API: every function is one transaction that moves a case or a task.
+
+A transition locks its case row (``FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE``
+serializes writers), reads the case's tasks, checks the rule in ``rules.py``, and writes the tasks,
+the case, the history rows, alerts and notifications together, or nothing at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, exists, insert, select, update
+from sqlalchemy import Engine as Database
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+
+from ..calendar import TZ, BusinessCalendar
+from ..definition.limits import Limit, LimitSyntaxError
+from ..definition.model import Definition, Step
+from ..store.models import (
+    Alert,
+    Case,
+    Certificate,
+    Department,
+    Evaluation,
+    Event,
+    Extension,
+    Membership,
+    Notification,
+    Signoff,
+    Supplement,
+    Suspension,
+    Task,
+    Urge,
+    User,
+)
+from . import dag
+from .errors import Conflict, InvalidData, NotAllowed, NotFound
+from .forms import check_form, check_materials, missing_materials
+from .publish import DefinitionCache
+from .rules import CASE_FINAL, CASE_RULES, TASK_OPEN, TASK_RULES
+
+SYSTEM = "system"
+RECTIFICATION_STEP = "__rectification__"
+SUSPENSION_KINDS = {
+    "expert_review": "专家评审",
+    "hearing": "听证",
+    "inspection": "检验",
+    "testing": "检测",
+    "quarantine": "检疫",
+    "appraisal": "鉴定",
+    "tender": "招标",
+    "auction": "拍卖",
+    "site_check": "现场核查",
+    "supplement": "补正",
+    "other": "其他特别程序",
+}
+EVALUATION_LEVELS = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
+EVALUATION_CHANNELS = ("pc", "mobile", "qrcode", "hall", "phone", "sms", "other")
+
+_cases = Case.__table__
+_tasks = Task.__table__
+_events = Event.__table__
+
+
+@dataclass
+class _Tx:
+    """One transition in progress: the connection, the time, and the rows to append at the end."""
+
+    conn: Connection
+    now: datetime
+    events: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+    def event(
+        self,
+        case_id: int,
+        kind: str,
+        *,
+        task: dict[str, Any] | None = None,
+        actor: str | None = None,
+        from_state: str | None = None,
+        to_state: str | None = None,
+        edge: tuple[str, str] | None = None,
+        data: dict[str, Any] | None = None,
+        step_id: str | None = None,
+    ) -> None:
+        self.events.append(
+            {
+                "case_id": case_id,
+                "task": task,
+                "step_id": step_id or (task["step_id"] if task else None),
+                "kind": kind,
+                "actor": actor,
+                "at": self.now,
+                "from_state": from_state,
+                "to_state": to_state,
+                "edge_from": edge[0] if edge else None,
+                "edge_to": edge[1] if edge else None,
+                "data": data,
+            }
+        )
+
+    def notify(
+        self,
+        kind: str,
+        message: str,
+        *,
+        case_id: int | None,
+        task: dict[str, Any] | None = None,
+        user: str | None = None,
+        department: str | None = None,
+        role: str | None = None,
+    ) -> None:
+        self.notifications.append(
+            {
+                "case_id": case_id,
+                "task": task,
+                "recipient_user": user,
+                "recipient_department": department,
+                "recipient_role": role,
+                "kind": kind,
+                "message": message,
+                "created_at": self.now,
+                "delivered_at": None,
+            }
+        )
+
+    def alert(
+        self,
+        kind: str,
+        message: str,
+        *,
+        case_id: int,
+        task: dict[str, Any] | None,
+        department: str | None,
+        role: str | None,
+    ) -> None:
+        self.alerts.append(
+            {
+                "kind": kind,
+                "message": message,
+                "case_id": case_id,
+                "task": task,
+                "department": department,
+                "recipient_role": role,
+                "raised_at": self.now,
+            }
+        )
+
+    def flush(self) -> None:
+        """Append history, notifications and alerts: one statement each."""
+        if self.events:
+            rows = [{**{k: v for k, v in e.items() if k != "task"}, "task_id": _id(e["task"])} for e in self.events]
+            self.conn.execute(insert(_events), rows)
+        if self.notifications:
+            rows = [
+                {**{k: v for k, v in n.items() if k != "task"}, "task_id": _id(n["task"])} for n in self.notifications
+            ]
+            self.conn.execute(insert(Notification.__table__), rows)
+        if self.alerts:
+            rows = []
+            for a in self.alerts:
+                task_id = _id(a["task"])
+                subject = f"task:{task_id}" if task_id else f"case:{a['case_id']}"
+                rows.append({**{k: v for k, v in a.items() if k != "task"}, "task_id": task_id, "subject": subject})
+            dialect_insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
+            self.conn.execute(dialect_insert(Alert.__table__).on_conflict_do_nothing(), rows)
+
+
+def _id(row: dict[str, Any] | None) -> int | None:
+    return None if row is None else row.get("id")
+
+
+class Engine:
+    """Tongban's service functions. ``clock`` is injected so tests move time instead of sleeping."""
+
+    def __init__(
+        self,
+        db: Database,
+        calendar: BusinessCalendar | None = None,
+        clock: Callable[[], datetime] | None = None,
+        *,
+        auto_inline: bool = True,
+        rectification_limit: str = "5d",
+    ) -> None:
+        self.db = db
+        self.calendar = calendar or BusinessCalendar()
+        self.clock = clock or (lambda: datetime.now(TZ))
+        self.auto_inline = auto_inline  # False: `auto` steps wait for a worker (run_auto_tasks / Prefect)
+        self.rectification_limit = Limit.parse(rectification_limit)
+        self.definitions = DefinitionCache()
+        self._postgres = db.dialect.name == "postgresql"
+
+    # ------------------------------------------------------------------------------------------
+    # plumbing
+
+    @contextmanager
+    def _transition(self) -> Iterator[_Tx]:
+        now = self.clock()
+        if now.tzinfo is None:
+            raise ValueError("the engine clock must return timezone-aware datetimes")
+        with self.db.begin() as conn:
+            tx = _Tx(conn, now)
+            yield tx
+            tx.flush()
+
+    def _lock_case(self, tx: _Tx, case_id: int) -> dict[str, Any]:
+        row = tx.conn.execute(select(_cases).where(_cases.c.id == case_id).with_for_update()).mappings().first()
+        if row is None:
+            raise NotFound(f"case {case_id} does not exist")
+        return dict(row)
+
+    def _lock_case_of_task(self, tx: _Tx, task_id: int, actor: str) -> tuple[dict[str, Any], bool]:
+        """The task's case (locked) and whether the actor belongs to the task's department."""
+        member = (
+            exists()
+            .where(Membership.user_id == actor, Membership.department == _tasks.c.department)
+            .label("actor_is_member")
+        )
+        row = (
+            tx.conn.execute(
+                select(_cases, member)
+                .join(_tasks, _tasks.c.case_id == _cases.c.id)
+                .where(_tasks.c.id == task_id)
+                .with_for_update(of=_cases)
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise NotFound(f"task {task_id} does not exist")
+        case = dict(row)
+        return case, bool(case.pop("actor_is_member"))
+
+    def _case_tasks(self, tx: _Tx, case_id: int) -> list[dict[str, Any]]:
+        rows = tx.conn.execute(select(_tasks).where(_tasks.c.case_id == case_id).order_by(_tasks.c.id)).mappings()
+        return [dict(r) for r in rows]
+
+    def _definition(self, tx: _Tx, case: dict[str, Any]) -> Definition:
+        return self.definitions.get(tx.conn, case["definition_key"], case["definition_version"])
+
+    def _is_member(self, tx: _Tx, actor: str, department: str, role: str | None = None) -> bool:
+        query = select(Membership.user_id).where(Membership.user_id == actor, Membership.department == department)
+        if role is not None:
+            query = query.where(Membership.role == role)
+        return tx.conn.execute(query.limit(1)).first() is not None
+
+    def _require_member(self, tx: _Tx, actor: str, department: str, what: str) -> None:
+        if not self._is_member(tx, actor, department):
+            raise NotAllowed(f"{actor} is not a member of department {department}, so may not {what}")
+
+    def _supervisor_role(self, tx: _Tx, department: str) -> str | None:
+        return tx.conn.execute(select(Department.supervisor_role).where(Department.code == department)).scalar()
+
+    def _deadline(self, start: datetime, limit: Limit | None, warning: float) -> tuple[Any, Any, bool]:
+        """(due_at, warn_at, provisional) for a limit counted from start on the business calendar."""
+        if limit is None:
+            return None, None, False
+        due = self.calendar.add(start, limit.amount, limit.unit)
+        total = self.calendar.working_time_between(start, due.at)
+        warn = self.calendar.add_working_time(start, total * (1 - warning))
+        return due.at, warn.at, due.provisional or warn.provisional
+
+    def _update_task(self, tx: _Tx, task: dict[str, Any], **values: Any) -> None:
+        """Write a task with an optimistic version check (the case lock makes a miss a real conflict)."""
+        result = tx.conn.execute(
+            update(_tasks)
+            .where(_tasks.c.id == task["id"], _tasks.c.version == task["version"])
+            .values(**values, version=task["version"] + 1)
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"task {task['id']} was changed by someone else; reload it and try again")
+        task.update(values, version=task["version"] + 1)
+
+    def _update_tasks(self, tx: _Tx, changes: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """Several task writes as one executemany statement, grouped by the columns they set."""
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for task, values in changes:
+            task.update(values, version=task["version"] + 1)
+            groups.setdefault(tuple(sorted(values)), []).append(
+                {"_id": task["id"], **{f"v_{k}": v for k, v in values.items()}, "v_version": task["version"]}
+            )
+        for columns, rows in groups.items():
+            statement = (
+                update(_tasks)
+                .where(_tasks.c.id == bindparam("_id"))
+                .values({c: bindparam(f"v_{c}") for c in (*columns, "version")})
+            )
+            tx.conn.execute(statement, rows)
+
+    def _update_case(self, tx: _Tx, case: dict[str, Any], **values: Any) -> None:
+        tx.conn.execute(update(_cases).where(_cases.c.id == case["id"]).values(**values, version=case["version"] + 1))
+        case.update(values, version=case["version"] + 1)
+
+    def _set_case_state(self, tx: _Tx, case: dict[str, Any], rule_name: str, actor: str | None, **values: Any) -> None:
+        rule = CASE_RULES[rule_name]
+        rule.check(case["state"], f"case {case['number']}")
+        before = case["state"]
+        target = rule.to_state or before
+        self._update_case(tx, case, state=target, **values)
+        tx.event(case["id"], rule.name, actor=actor, from_state=before, to_state=target)
+
+    # ------------------------------------------------------------------------------------------
+    # tasks: creation and DAG progress
+
+    def _new_task(
+        self,
+        case: dict[str, Any],
+        definition: Definition,
+        step: Step,
+        state: str,
+        now: datetime,
+        created_by: int | None,
+    ) -> dict[str, Any]:
+        due_at = warn_at = None
+        provisional = False
+        if state == "ready":
+            due_at, warn_at, provisional = self._deadline(now, step.limit, definition.limits.warning)
+        slots = _slots(step) if state == "ready" else []
+        return {
+            "case_id": case["id"],
+            "step_id": step.id,
+            "kind": step.kind,
+            "name": step.name,
+            "department": step.department,
+            "state": state,
+            "outcome": None,
+            "assignee": None,
+            "delegated_by": None,
+            "opinion": None,
+            "ready_at": now,
+            "claimed_at": None,
+            "completed_at": now if state == "skipped" else None,
+            "completed_by": None,
+            "due_at": due_at,
+            "warn_at": warn_at,
+            "sla_state": "on_track" if due_at else None,
+            "provisional": provisional,
+            "waiting": None,
+            "created_by_task": created_by,
+            "superseded": False,
+            "signoffs_open": _open_count(step, slots),
+            "version": 1,
+            "_slots": slots,
+        }
+
+    def _insert_tasks(self, tx: _Tx, rows: list[dict[str, Any]]) -> None:
+        """One INSERT … RETURNING for all new tasks (ids land in the dicts), one for their sign-off slots."""
+        if not rows:
+            return
+        clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+        ids = tx.conn.execute(insert(_tasks).returning(_tasks.c.id, sort_by_parameter_order=True), clean).scalars()
+        for row, new_id in zip(rows, ids, strict=True):
+            row["id"] = new_id
+        slots = [
+            {
+                "task_id": r["id"],
+                "position": i,
+                "kind": kind,
+                "party": party,
+                "signed_by": None,
+                "signed_at": None,
+                "outcome": None,
+                "opinion": None,
+            }
+            for r in rows
+            for i, (kind, party) in enumerate(r.get("_slots", []))
+        ]
+        if slots:
+            tx.conn.execute(insert(Signoff.__table__), slots)
+
+    def _progress(
+        self, tx: _Tx, case: dict[str, Any], definition: Definition, tasks: list[dict[str, Any]], created_by: int | None
+    ) -> None:
+        """Create the tasks that became ready or skipped; run `auto` steps inline; close a finished case."""
+        new_rows: list[dict[str, Any]] = []
+        form = dict(case["form"])
+        while True:
+            states = _step_states(tasks + new_rows)
+            moves = dag.advance(definition, states, form)
+            if not moves:
+                break
+            for move in moves:
+                step = definition.steps_by_id[move.step_id]
+                row = self._new_task(case, definition, step, move.state, tx.now, created_by)
+                if move.state == "ready" and step.kind == "auto" and self.auto_inline:
+                    self._decide_auto(case, definition, step, row, form, tx.now)
+                elif move.state == "ready" and step.kind == "notify":
+                    self._send_notice(tx, case, step, row)
+                new_rows.append(row)
+        if form != case["form"]:
+            case["form"] = form
+            case["_form_changed"] = True
+        self._insert_tasks(tx, new_rows)
+        for row in new_rows:
+            step = definition.steps_by_id[row["step_id"]]
+            for before in step.after:
+                tx.event(
+                    case["id"],
+                    "edge",
+                    task=row,
+                    edge=(before, step.id),
+                    data={"skipped": True} if row["state"] == "skipped" else None,
+                )
+            tx.event(
+                case["id"],
+                f"task_{row['state']}",
+                task=row,
+                to_state=row["state"],
+                actor=SYSTEM if row["kind"] == "auto" and row["state"] == "completed" else None,
+                data={"outcome": row["outcome"]} if row["outcome"] else None,
+            )
+            if row["state"] == "ready":
+                tx.notify(
+                    "task_ready",
+                    f"新待办：{case['number']} {row['name']}",
+                    case_id=case["id"],
+                    task=row,
+                    department=row["department"],
+                )
+        tasks.extend(new_rows)
+        rejected_auto = [r for r in new_rows if r["kind"] == "auto" and r["outcome"] == "reject"]
+        for row in rejected_auto:
+            step = definition.steps_by_id[row["step_id"]]
+            self._negative_decision(tx, case, row, f"自动审批规则不满足：{step.name}")
+            if step.on_reject == "stop":
+                self._reject_case(tx, case, tasks, SYSTEM, row["opinion"] or "")
+                return
+        if dag.is_finished(definition, _step_states(tasks)):
+            partly = any(t["outcome"] == "reject" and not t["superseded"] for t in tasks)
+            self._finish(tx, case, "partly_approved" if partly else "approved")
+
+    def _decide_auto(
+        self,
+        case: dict[str, Any],
+        definition: Definition,
+        step: Any,
+        row: dict[str, Any],
+        form: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        """秒批: the rule decides; the result may be written into a form field for later `when`s."""
+        try:
+            passed = bool(step.rule.evaluate(form))
+            note = None
+        except Exception as exc:
+            passed, note = False, str(exc)
+        if step.result_field:
+            form[step.result_field] = passed
+        if passed:
+            outcome, opinion = "approve", "规则满足，自动通过（秒批）"
+        elif step.on_false == "continue":
+            outcome, opinion = None, "规则不满足，转人工办理"
+        else:
+            outcome, opinion = "reject", "规则不满足，不予通过" + (f"（{note}）" if note else "")
+        row.update(
+            state="completed",
+            outcome=outcome,
+            opinion=opinion,
+            completed_at=now,
+            completed_by=SYSTEM,
+            assignee=SYSTEM,
+            sla_state=None,
+        )
+
+    def _send_notice(self, tx: _Tx, case: dict[str, Any], step: Any, row: dict[str, Any]) -> None:
+        """A notify step needs no human: its message goes out and the step completes."""
+        message = step.message or step.name
+        for channel in step.channels:
+            tx.notify(
+                f"notice_{channel}",
+                f"{case['number']} {message}",
+                case_id=case["id"],
+                user=case["applicant"].get("id"),
+                department=step.department,
+            )
+        row.update(
+            state="completed",
+            outcome="approve",
+            opinion=message,
+            completed_at=tx.now,
+            completed_by=SYSTEM,
+            assignee=SYSTEM,
+            sla_state=None,
+        )
+
+    def _finish(self, tx: _Tx, case: dict[str, Any], outcome: str) -> None:
+        values: dict[str, Any] = {"outcome": outcome, "closed_at": tx.now}
+        if case.pop("_form_changed", False):
+            values["form"] = case["form"]
+        if case["state"] == "accepted":  # an all-automatic case never had a department start work
+            case["state"] = "in_progress"
+        self._set_case_state(tx, case, "complete", SYSTEM, **values)
+        tx.notify(
+            "case_completed", f"您的办件 {case['number']} 已办结", case_id=case["id"], user=case["applicant"].get("id")
+        )
+
+    def _save_case_form(self, tx: _Tx, case: dict[str, Any]) -> None:
+        if case.pop("_form_changed", False) and case["state"] not in CASE_FINAL:
+            self._update_case(tx, case, form=case["form"])
+
+    def _reject_case(self, tx: _Tx, case: dict[str, Any], tasks: list[dict[str, Any]], actor: str, reason: str) -> None:
+        self._cancel_open(tx, case, tasks, actor, "case_rejected")
+        case.pop("_form_changed", None)
+        self._set_case_state(tx, case, "reject", actor, outcome="rejected", reason=reason, closed_at=tx.now)
+        tx.notify(
+            "case_rejected",
+            f"您的办件 {case['number']} 不予许可：{reason}",
+            case_id=case["id"],
+            user=case["applicant"].get("id"),
+        )
+
+    def _cancel_open(self, tx: _Tx, case: dict[str, Any], tasks: list[dict[str, Any]], actor: str, why: str) -> None:
+        changes = [(t, {"state": "cancelled", "completed_at": tx.now}) for t in tasks if t["state"] in TASK_OPEN]
+        for task, _ in changes:
+            tx.event(
+                case["id"],
+                "task_cancelled",
+                task=task,
+                actor=actor,
+                from_state=task["state"],
+                to_state="cancelled",
+                data={"why": why},
+            )
+        self._update_tasks(tx, changes)
+
+    def _negative_decision(self, tx: _Tx, case: dict[str, Any], task: dict[str, Any] | None, message: str) -> None:
+        """否定报备: every refusal is reported to the supervisor of the deciding department."""
+        department = task["department"] if task else None
+        role = self._supervisor_role(tx, department) if department else None
+        tx.alert(
+            "negative_decision",
+            f"{case['number']} {message}",
+            case_id=case["id"],
+            task=task,
+            department=department,
+            role=role,
+        )
+        tx.notify(
+            "negative_decision",
+            f"否定报备：{case['number']} {message}",
+            case_id=case["id"],
+            task=task,
+            department=department,
+            role=role,
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # people
+
+    def add_user(self, user_id: str, name: str, memberships: Sequence[tuple[str, str]] = ()) -> None:
+        """Register a member of staff with (department, role) pairs; re-adding updates the roles."""
+        with self._transition() as tx:
+            known = {code for code in tx.conn.execute(select(Department.code)).scalars()}
+            unknown = [d for d, _ in memberships if d not in known]
+            if unknown:
+                raise InvalidData("unknown departments", [f"{d!r} is not a published department" for d in unknown])
+            dialect_insert = pg_insert if self._postgres else sqlite_insert
+            tx.conn.execute(
+                dialect_insert(User.__table__)
+                .values(id=user_id, name=name)
+                .on_conflict_do_update(index_elements=["id"], set_={"name": name})
+            )
+            if memberships:
+                tx.conn.execute(
+                    dialect_insert(Membership.__table__).on_conflict_do_nothing(),
+                    [{"user_id": user_id, "department": d, "role": r} for d, r in memberships],
+                )
+
+    # ------------------------------------------------------------------------------------------
+    # application and acceptance (综合受理)
+
+    def submit_case(
+        self,
+        definition_key: str,
+        applicant: dict[str, Any],
+        form: dict[str, Any],
+        materials: Sequence[str] = (),
+        idempotency_key: str | None = None,
+    ) -> int:
+        """An application arrives; a repeated idempotency key returns the case it made before."""
+        if not isinstance(applicant, dict) or not applicant.get("id") or not applicant.get("name"):
+            raise InvalidData("the applicant needs an id (身份证号/统一社会信用代码) and a name")
+        try:
+            with self._transition() as tx:
+                if idempotency_key is not None:
+                    found = tx.conn.execute(
+                        select(_cases.c.id).where(_cases.c.idempotency_key == idempotency_key)
+                    ).scalar()
+                    if found is not None:
+                        return found
+                version, definition = self.definitions.latest(tx.conn, definition_key)
+                values = check_form(definition, form)
+                supplied = check_materials(definition, list(materials))
+                case = {
+                    "number": f"TB{tx.now.astimezone(TZ):%Y%m%d}-{uuid.uuid4().hex[:10].upper()}",
+                    "definition_key": definition.key,
+                    "definition_version": version,
+                    "state": "submitted",
+                    "outcome": None,
+                    "applicant": applicant,
+                    "form": values,
+                    "materials": supplied,
+                    "deferred": [],
+                    "deferred_due_at": None,
+                    "idempotency_key": idempotency_key,
+                    "submitted_at": tx.now,
+                    "accepted_at": None,
+                    "closed_at": None,
+                    "due_at": None,
+                    "warn_at": None,
+                    "sla_state": None,
+                    "provisional": False,
+                    "reason": None,
+                    "remedy": None,
+                    "version": 1,
+                }
+                case["id"] = tx.conn.execute(insert(_cases).returning(_cases.c.id), case).scalar_one()
+                tx.event(
+                    case["id"],
+                    "submitted",
+                    actor=applicant["id"],
+                    to_state="submitted",
+                    data={"definition_version": version},
+                )
+                entry = definition.entry
+                row = self._new_task(case, definition, entry, "ready", tx.now, None)
+                self._insert_tasks(tx, [row])
+                tx.event(case["id"], "task_ready", task=row, to_state="ready")
+                tx.notify(
+                    "task_ready",
+                    f"新申请待受理：{case['number']}",
+                    case_id=case["id"],
+                    task=row,
+                    department=row["department"],
+                )
+                return case["id"]
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            with self.db.connect() as conn:  # a concurrent submit with the same key won
+                found = conn.execute(select(_cases.c.id).where(_cases.c.idempotency_key == idempotency_key)).scalar()
+            if found is None:
+                raise
+            return found
+
+    def _acceptance(self, tx: _Tx, case_id: int, actor: str, what: str) -> tuple[dict, Definition, list, dict]:
+        case = self._lock_case(tx, case_id)
+        definition = self._definition(tx, case)
+        tasks = self._case_tasks(tx, case_id)
+        entry = next(
+            (t for t in reversed(tasks) if t["step_id"] == definition.entry.id and t["state"] in TASK_OPEN), None
+        )
+        self._require_member(tx, actor, definition.entry.department, what)
+        return case, definition, tasks, entry  # type: ignore[return-value]
+
+    def accept_case(
+        self,
+        case_id: int,
+        actor: str,
+        *,
+        deferred: Sequence[str] = (),
+        deferred_limit: str | None = None,
+        opinion: str | None = None,
+    ) -> None:
+        """受理. Missing deferrable materials may be accepted with a supply deadline (容缺受理)."""
+        with self._transition() as tx:
+            case, definition, tasks, entry = self._acceptance(tx, case_id, actor, "accept applications")
+            CASE_RULES["accept"].check(case["state"], f"case {case['number']}")
+            if entry is None:
+                raise NotAllowed(f"case {case['number']} is waiting for the applicant's 补正 materials")
+            deferred = sorted(set(deferred))
+            missing = missing_materials(definition, case["materials"])
+            materials = {m.key: m for m in definition.materials}
+            problems = [
+                f"{m!r} ({materials[m].label}) is missing and may not be deferred"
+                for m in missing
+                if m not in deferred or not materials[m].deferrable
+            ]
+            problems += [f"{m!r} is no missing material of this case" for m in deferred if m not in missing]
+            if problems:
+                raise InvalidData("cannot accept: request 补正 for these materials or refuse", problems)
+            deferred_due = None
+            if deferred:
+                if deferred_limit is None:
+                    raise InvalidData("容缺受理 needs deferred_limit, the time the applicant has to supply them")
+                limit = _parse_limit(deferred_limit, "deferred_limit")
+                promised = definition.limits.promised
+                if promised is not None and limit.working_hours > promised.working_hours:
+                    raise InvalidData(f"the supply deadline {limit} may not exceed the promised limit {promised}")
+                deferred_due = self.calendar.add(tx.now, limit.amount, limit.unit).at
+            due_at, warn_at, provisional = self._deadline(tx.now, definition.limits.promised, definition.limits.warning)
+            self._complete(tx, case, entry, actor, "approve", opinion or "受理")
+            self._set_case_state(
+                tx,
+                case,
+                "accept",
+                actor,
+                accepted_at=tx.now,
+                due_at=due_at,
+                warn_at=warn_at,
+                sla_state="on_track" if due_at else None,
+                provisional=provisional,
+                deferred=deferred,
+                deferred_due_at=deferred_due,
+            )
+            if provisional:
+                tx.alert(
+                    "provisional_deadline",
+                    f"{case['number']} 的期限跨入尚无官方节假日数据的年份，按周末推算",
+                    case_id=case["id"],
+                    task=None,
+                    department=definition.entry.department,
+                    role=None,
+                )
+            tx.notify(
+                "case_accepted",
+                f"您的办件 {case['number']} 已受理",
+                case_id=case["id"],
+                user=case["applicant"].get("id"),
+            )
+            self._progress(tx, case, definition, tasks, entry["id"])
+            self._save_case_form(tx, case)
+
+    def refuse_case(self, case_id: int, actor: str, reason: str, remedy: str) -> None:
+        """不予受理, with the written reason and the remedy (行政复议 / 行政诉讼) the applicant has."""
+        if not (reason or "").strip() or not (remedy or "").strip():
+            raise InvalidData("不予受理 needs a written reason and the remedy (行政复议或者行政诉讼) the applicant has")
+        with self._transition() as tx:
+            case, _definition, _tasks_of_case, entry = self._acceptance(tx, case_id, actor, "refuse applications")
+            CASE_RULES["refuse"].check(case["state"], f"case {case['number']}")
+            if entry is not None:
+                self._complete(tx, case, entry, actor, "reject", reason)
+            self._set_case_state(
+                tx, case, "refuse", actor, outcome="not_accepted", reason=reason, remedy=remedy, closed_at=tx.now
+            )
+            self._negative_decision(tx, case, entry, f"不予受理：{reason}")
+            tx.notify(
+                "case_not_accepted",
+                f"您的办件 {case['number']} 不予受理：{reason}。{remedy}",
+                case_id=case["id"],
+                user=case["applicant"].get("id"),
+            )
+
+    def request_supplement(self, case_id: int, actor: str, missing: Sequence[str], notice: str) -> int:
+        """一次性告知: one notice listing every missing material; the clock has not started yet."""
+        with self._transition() as tx:
+            case, definition, _tasks_of_case, entry = self._acceptance(tx, case_id, actor, "request 补正")
+            CASE_RULES["request_supplement"].check(case["state"], f"case {case['number']}")
+            if entry is None:
+                raise NotAllowed(f"case {case['number']} already has a 补正 notice out; wait for the materials")
+            return self._open_supplement(tx, case, definition, entry, actor, missing, notice, before_acceptance=True)
+
+    def _open_supplement(
+        self,
+        tx: _Tx,
+        case: dict,
+        definition: Definition,
+        task: dict,
+        actor: str,
+        missing: Sequence[str],
+        notice: str,
+        *,
+        before_acceptance: bool,
+    ) -> int:
+        missing = sorted(set(missing))
+        if not missing or not (notice or "").strip():
+            raise InvalidData("a 补正 notice lists the missing materials and says what to supply")
+        known = {m.key for m in definition.materials}
+        problems = [f"{m!r} is no material of {definition.key}" for m in missing if m not in known]
+        if before_acceptance:
+            unlisted = [m for m in missing_materials(definition, case["materials"]) if m not in missing]
+            problems += [f"{m!r} is missing too: 一次性告知 means one notice lists everything" for m in unlisted]
+        if problems:
+            raise InvalidData("the 补正 notice is incomplete", problems)
+        supplement_id = tx.conn.execute(
+            insert(Supplement.__table__).returning(Supplement.id),
+            {
+                "case_id": case["id"],
+                "task_id": task["id"],
+                "missing": missing,
+                "notice": notice,
+                "requested_by": actor,
+                "requested_at": tx.now,
+                "supplied_at": None,
+            },
+        ).scalar_one()
+        if before_acceptance:
+            self._complete(tx, case, task, actor, "return", notice)
+        else:
+            self._update_task(tx, task, waiting="applicant", opinion=notice)
+        tx.event(case["id"], "supplement_requested", task=task, actor=actor, data={"missing": missing})
+        tx.notify(
+            "supplement_requested",
+            f"办件 {case['number']} 需补正：{notice}",
+            case_id=case["id"],
+            user=case["applicant"].get("id"),
+        )
+        return supplement_id
+
+    def supply_materials(self, case_id: int, applicant_id: str, materials: Sequence[str]) -> None:
+        """The applicant supplies what a 补正 notice asked for (before acceptance, or while suspended)."""
+        with self._transition() as tx:
+            case = self._lock_case(tx, case_id)
+            if case["applicant"].get("id") != applicant_id:
+                raise NotAllowed("only the applicant may supply materials for this case")
+            definition = self._definition(tx, case)
+            supplied = check_materials(definition, list(materials))
+            open_notice = tx.conn.execute(
+                select(Supplement.__table__).where(Supplement.case_id == case_id, Supplement.supplied_at.is_(None))
+            ).first()
+            if open_notice is None and not case["deferred"]:
+                raise NotAllowed(f"case {case['number']} is not waiting for materials")
+            owed = set(open_notice.missing if open_notice else case["deferred"])
+            still = sorted(owed - set(supplied))
+            if open_notice is not None and still:
+                raise InvalidData("the 补正 notice asked for more", [f"{m!r} is still missing" for m in still])
+            all_materials = sorted(set(case["materials"]) | set(supplied))
+            tasks = self._case_tasks(tx, case_id)
+            if open_notice is not None:
+                tx.conn.execute(
+                    update(Supplement.__table__).where(Supplement.id == open_notice.id).values(supplied_at=tx.now)
+                )
+            tx.event(case["id"], "materials_supplied", actor=applicant_id, data={"materials": supplied})
+            if case["state"] == "submitted":
+                CASE_RULES["supply_before_acceptance"].check(case["state"], f"case {case['number']}")
+                self._update_case(tx, case, materials=all_materials)
+                row = self._new_task(case, definition, definition.entry, "ready", tx.now, None)
+                self._insert_tasks(tx, [row])
+                tx.event(case["id"], "task_ready", task=row, to_state="ready")
+                tx.notify(
+                    "task_ready",
+                    f"补正材料已到，待受理：{case['number']}",
+                    case_id=case["id"],
+                    task=row,
+                    department=row["department"],
+                )
+            elif case["state"] == "suspended" and open_notice is not None:
+                self._update_case(tx, case, materials=all_materials)
+                waiting = [t for t in tasks if t["waiting"] == "applicant" and t["state"] in TASK_OPEN]
+                self._update_tasks(tx, [(t, {"waiting": None}) for t in waiting])
+                self._resume(tx, case, tasks, applicant_id, "补正材料已补齐")
+            else:
+                deferred_left = sorted(set(case["deferred"]) - set(supplied))
+                self._update_case(
+                    tx,
+                    case,
+                    materials=all_materials,
+                    deferred=deferred_left,
+                    deferred_due_at=case["deferred_due_at"] if deferred_left else None,
+                )
+
+    # ------------------------------------------------------------------------------------------
+    # the task queue
+
+    def claim_task(self, task_id: int, actor: str) -> None:
+        """签收: take a ready task of my department."""
+        with self._transition() as tx:
+            case, member = self._lock_case_of_task(tx, task_id, actor)
+            task = self._task(tx, case, task_id)
+            if not member:
+                raise NotAllowed(f"{actor} is not a member of department {task['department']}, so may not claim it")
+            TASK_RULES["claim"].check(task["state"], f"task {task_id}")
+            self._update_task(tx, task, state="claimed", assignee=actor, claimed_at=tx.now)
+            tx.event(case["id"], "claimed", task=task, actor=actor, from_state="ready", to_state="claimed")
+            self._start_work(tx, case, task, actor)
+
+    def release_task(self, task_id: int, actor: str) -> None:
+        """Put a claimed task back into the department's queue."""
+        with self._transition() as tx:
+            case, _ = self._lock_case_of_task(tx, task_id, actor)
+            task = self._task(tx, case, task_id)
+            TASK_RULES["release"].check(task["state"], f"task {task_id}")
+            self._require_assignee(task, actor, "release it")
+            self._update_task(tx, task, state="ready", assignee=None, claimed_at=None, delegated_by=None)
+            tx.event(case["id"], "released", task=task, actor=actor, from_state="claimed", to_state="ready")
+
+    def reassign_task(self, task_id: int, actor: str, to_user: str, reason: str = "") -> None:
+        """改派: the department's supervisor gives the task to another member."""
+        with self._transition() as tx:
+            case, _ = self._lock_case_of_task(tx, task_id, actor)
+            task = self._task(tx, case, task_id)
+            TASK_RULES["reassign"].check(task["state"], f"task {task_id}")
+            role = self._supervisor_role(tx, task["department"])
+            if role is None or not self._is_member(tx, actor, task["department"], role):
+                raise NotAllowed(f"only the supervisor ({role}) of {task['department']} may reassign its tasks")
+            self._require_member(tx, to_user, task["department"], "receive its tasks")
+            before = task["state"]
+            self._update_task(tx, task, state="claimed", assignee=to_user, claimed_at=tx.now, delegated_by=None)
+            tx.event(
+                case["id"],
+                "reassigned",
+                task=task,
+                actor=actor,
+                from_state=before,
+                to_state="claimed",
+                data={"to": to_user, "reason": reason},
+            )
+            tx.notify(
+                "task_assigned",
+                f"改派给您：{case['number']} {task['name']}",
+                case_id=case["id"],
+                task=task,
+                user=to_user,
+            )
+
+    def transfer_task(self, task_id: int, actor: str, to_user: str, reason: str = "") -> None:
+        """转办: hand my task to another member of the department; it is theirs from now on."""
+        with self._transition() as tx:
+            case, _ = self._lock_case_of_task(tx, task_id, actor)
+            task = self._task(tx, case, task_id)
+            TASK_RULES["transfer"].check(task["state"], f"task {task_id}")
+            self._require_assignee(task, actor, "transfer it")
+            self._require_member(tx, to_user, task["department"], "receive its tasks")
+            self._update_task(tx, task, assignee=to_user, claimed_at=tx.now, delegated_by=None)
+            tx.event(case["id"], "transferred", task=task, actor=actor, data={"to": to_user, "reason": reason})
+            tx.notify(
+                "task_assigned",
+                f"转办给您：{case['number']} {task['name']}",
+                case_id=case["id"],
+                task=task,
+                user=to_user,
+            )
+
+    def delegate_task(self, task_id: int, actor: str, to_user: str, note: str = "") -> None:
+        """委派: someone works my task for me; their completion comes back to me for approval."""
+        with self._transition() as tx:
+            case, _ = self._lock_case_of_task(tx, task_id, actor)
+            task = self._task(tx, case, task_id)
+            TASK_RULES["delegate"].check(task["state"], f"task {task_id}")
+            self._require_assignee(task, actor, "delegate it")
+            if task["delegated_by"] is not None:
+                raise NotAllowed(f"task {task_id} is already delegated by {task['delegated_by']}")
+            if not tx.conn.execute(select(User.id).where(User.id == to_user)).first():
+                raise NotFound(f"user {to_user} does not exist")
+            self._update_task(tx, task, assignee=to_user, delegated_by=actor)
+            tx.event(case["id"], "delegated", task=task, actor=actor, data={"to": to_user, "note": note})
+            tx.notify(
+                "task_delegated",
+                f"委派给您：{case['number']} {task['name']}",
+                case_id=case["id"],
+                task=task,
+                user=to_user,
+            )
+
+    def add_signer(self, task_id: int, actor: str, signer: str, note: str = "") -> None:
+        """加签: one more person must sign this task before it can be completed."""
+        with self._transition() as tx:
+            case, _ = self._lock_case_of_task(tx, task_id, actor)
+            task = self._task(tx, case, task_id)
+            TASK_RULES["add_signer"].check(task["state"], f"task {task_id}")
+            self._require_assignee(task, actor, "add a signer")
+            if not tx.conn.execute(select(User.id).where(User.id == signer)).first():
+                raise NotFound(f"user {signer} does not exist")
+            slots = self._slots(tx, task_id)
+            if any(s.kind == "user" and s.party == signer and s.signed_at is None for s in slots):
+                raise Conflict(f"{signer} already has a pending signature on task {task_id}")
+            tx.conn.execute(
+                insert(Signoff.__table__),
+                {
+                    "task_id": task_id,
+                    "position": len(slots),
+                    "kind": "user",
+                    "party": signer,
+                    "signed_by": None,
+                    "signed_at": None,
+                    "outcome": None,
+                    "opinion": None,
+                },
+            )
+            self._update_task(tx, task, signoffs_open=task["signoffs_open"] + 1)
+            tx.event(case["id"], "signer_added", task=task, actor=actor, data={"signer": signer, "note": note})
+            tx.notify(
+                "signature_requested",
+                f"请会签：{case['number']} {task['name']}",
+                case_id=case["id"],
+                task=task,
+                user=signer,
+            )
+
+    def _task(self, tx: _Tx, case: dict[str, Any], task_id: int) -> dict[str, Any]:
+        row = tx.conn.execute(select(_tasks).where(_tasks.c.id == task_id)).mappings().one()
+        return dict(row)
+
+    def _slots(self, tx: _Tx, task_id: int) -> list[Any]:
+        query = select(Signoff.__table__).where(Signoff.task_id == task_id).order_by(Signoff.position)
+        return list(tx.conn.execute(query).all())
+
+    @staticmethod
+    def _require_assignee(task: dict[str, Any], actor: str, what: str) -> None:
+        if task["assignee"] != actor:
+            holder = task["assignee"] or "nobody"
+            raise NotAllowed(f"task {task['id']} is claimed by {holder}; only they may {what}")
+
+    def _start_work(self, tx: _Tx, case: dict[str, Any], task: dict[str, Any], actor: str) -> None:
+        """The first department action after acceptance moves the case to in_progress (部门开始办理)."""
+        if case["state"] == "accepted" and task["kind"] != "acceptance":
+            self._set_case_state(tx, case, "start_work", actor)
+
+    # ------------------------------------------------------------------------------------------
+    # completing work
+
+    def complete_task(
+        self,
+        task_id: int,
+        actor: str,
+        outcome: str = "approve",
+        opinion: str = "",
+        *,
+        form_updates: dict[str, Any] | None = None,
+        missing: Sequence[str] = (),
+    ) -> None:
+        """办理: approve, reject (with a written reason) or return (补正: the clock stops).
+
+        A survey needs every participant department's sign-off, a review chain each level in order,
+        a countersign every (会签) or any (或签) signer; each call signs once.
+        """
+        if outcome not in ("approve", "reject", "return"):
+            raise InvalidData(f"outcome {outcome!r}: use approve, reject or return")
+        if outcome in ("reject", "return") and not (opinion or "").strip():
+            raise InvalidData(f"{'不予许可' if outcome == 'reject' else '补正'} needs a written opinion that says why")
+        with self._transition() as tx:
+            case, member = self._lock_case_of_task(tx, task_id, actor)
+            tasks = self._case_tasks(tx, case["id"])
+            task = next(t for t in tasks if t["id"] == task_id)
+            if task["state"] == "completed":
+                raise Conflict(f"task {task_id} ({task['name']}) is already completed by {task['completed_by']}")
+            TASK_RULES["complete"].check(task["state"], f"task {task_id}")
+            if task["step_id"] == RECTIFICATION_STEP:
+                self._complete_rectification(tx, case, task, actor, member, opinion)
+                return
+            CASE_RULES["work"].check(case["state"], f"case {case['number']}")
+            if task["kind"] == "acceptance":
+                raise NotAllowed("the acceptance step is worked with accept_case, refuse_case or request_supplement")
+            definition = self._definition(tx, case)
+            step = definition.steps_by_id[task["step_id"]]
+            if task["waiting"] == "applicant":
+                raise NotAllowed(f"task {task_id} waits for the applicant's 补正 materials")
+            if form_updates:
+                self._edit_form(tx, case, definition, step, form_updates)
+            if task["signoffs_open"] > 0:
+                verdict = self._sign(tx, case, task, step, actor, outcome, opinion, member)
+                if verdict == "more":
+                    self._save_case_form(tx, case)
+                    return
+                if verdict == "decided":
+                    self._finish_task(tx, case, definition, step, tasks, task, actor, outcome, opinion)
+                    return
+            self._complete_by_assignee(
+                tx, case, definition, step, tasks, task, actor, outcome, opinion, member, missing
+            )
+
+    def _complete_by_assignee(
+        self,
+        tx: _Tx,
+        case: dict,
+        definition: Definition,
+        step: Step,
+        tasks: list,
+        task: dict,
+        actor: str,
+        outcome: str,
+        opinion: str,
+        member: bool,
+        missing: Sequence[str],
+    ) -> None:
+        if task["delegated_by"] is not None and task["assignee"] == actor:
+            # 委派: the delegate's work returns to the one who delegated it, who then decides
+            owner = task["delegated_by"]
+            self._update_task(tx, task, assignee=owner, delegated_by=None, opinion=opinion)
+            tx.event(
+                case["id"], "delegation_returned", task=task, actor=actor, data={"outcome": outcome, "opinion": opinion}
+            )
+            tx.notify(
+                "task_returned",
+                f"委派已办理，请审核：{case['number']} {task['name']}",
+                case_id=case["id"],
+                task=task,
+                user=owner,
+            )
+            return
+        if task["state"] == "claimed" and task["assignee"] != actor and task["signoffs_open"] == 0:
+            raise NotAllowed(f"task {task['id']} is claimed by {task['assignee']}; only they may complete it")
+        if task["state"] == "ready" and not member:
+            raise NotAllowed(f"{actor} is not a member of department {task['department']}, so may not complete it")
+        if outcome == "return":
+            self._start_work(tx, case, task, actor)
+            if task["state"] == "ready":
+                self._update_task(tx, task, state="claimed", assignee=actor, claimed_at=tx.now)
+            self._open_supplement(tx, case, definition, task, actor, missing, opinion, before_acceptance=False)
+            self._suspend(tx, case, tasks, actor, "supplement", opinion, None)
+            return
+        self._finish_task(tx, case, definition, step, tasks, task, actor, outcome, opinion)
+
+    def _finish_task(
+        self,
+        tx: _Tx,
+        case: dict,
+        definition: Definition,
+        step: Step,
+        tasks: list,
+        task: dict,
+        actor: str,
+        outcome: str,
+        opinion: str,
+    ) -> None:
+        """Complete the task, then reject the case or move the DAG on."""
+        self._start_work(tx, case, task, actor)
+        self._complete(tx, case, task, actor, outcome, opinion)
+        if outcome == "reject":
+            self._negative_decision(tx, case, task, f"{step.name} 不予许可：{opinion}")
+            if step.on_reject == "stop":
+                self._reject_case(tx, case, tasks, actor, opinion)
+                return
+        self._progress(tx, case, definition, tasks, task["id"])
+        self._save_case_form(tx, case)
+
+    def _complete(
+        self, tx: _Tx, case: dict[str, Any], task: dict[str, Any], actor: str, outcome: str, opinion: str
+    ) -> None:
+        before = task["state"]
+        self._update_task(
+            tx,
+            task,
+            state="completed",
+            outcome=outcome,
+            opinion=opinion,
+            completed_at=tx.now,
+            completed_by=actor,
+            assignee=task["assignee"] or actor,
+            claimed_at=task["claimed_at"] or tx.now,
+        )
+        tx.event(
+            case["id"],
+            "task_completed",
+            task=task,
+            actor=actor,
+            from_state=before,
+            to_state="completed",
+            data={"outcome": outcome, "opinion": opinion} if opinion else {"outcome": outcome},
+        )
+
+    def _sign(
+        self, tx: _Tx, case: dict, task: dict, step: Step, actor: str, outcome: str, opinion: str, member: bool
+    ) -> str:
+        """Record one signature: "more" (others must still sign), "decided" (this signature completes the
+        task) or "none" (the actor has no signature to give; they act on the task as its assignee)."""
+        slots = self._slots(tx, task["id"])
+        open_slots = [s for s in slots if s.signed_at is None]
+        slot = self._slot_for(tx, task, step, open_slots, slots, actor, member)
+        if slot is None:
+            return "none"
+        if outcome == "return":
+            raise NotAllowed("a signature approves or rejects; to ask for 补正 the task's assignee returns it")
+        tx.conn.execute(
+            update(Signoff.__table__)
+            .where(Signoff.id == slot.id)
+            .values(signed_by=actor, signed_at=tx.now, outcome=outcome, opinion=opinion)
+        )
+        left = 0 if (getattr(step, "sign", None) == "any" and slot.kind == "role") else task["signoffs_open"] - 1
+        tx.event(
+            case["id"],
+            "signed",
+            task=task,
+            actor=actor,
+            data={"slot": slot.kind, "party": slot.party, "outcome": outcome, "opinion": opinion},
+        )
+        self._start_work(tx, case, task, actor)
+        if outcome == "reject":
+            self._update_task(tx, task, signoffs_open=left)
+            return "decided"  # a refusal by any signer decides the task
+        self._update_task(tx, task, signoffs_open=left)
+        base_kinds = {s.kind for s in slots} - {"user"}
+        return "decided" if left == 0 and base_kinds else "more"
+
+    def _slot_for(
+        self, tx: _Tx, task: dict, step: Step, open_slots: list, slots: list, actor: str, member: bool
+    ) -> Any:
+        for slot in open_slots:
+            if slot.kind == "user" and slot.party == actor:
+                return slot
+        levels = [s for s in open_slots if s.kind == "level"]
+        if levels:
+            if any(s.signed_by == actor for s in slots if s.kind == "level"):
+                raise NotAllowed(
+                    f"{actor} already signed a level of this review chain; the next level "
+                    f"({levels[0].party}) must be signed by someone else"
+                )
+            if not member:
+                raise NotAllowed(f"{actor} is not a member of department {task['department']}")
+            return levels[0]
+        departments = [s for s in open_slots if s.kind == "department"]
+        if departments:
+            for slot in departments:
+                if self._is_member(tx, actor, slot.party):
+                    return slot
+            signed = [s.party for s in slots if s.kind == "department" and s.signed_at is not None]
+            raise NotAllowed(
+                f"{actor} is in none of the survey departments still to sign "
+                f"({', '.join(s.party for s in departments)}); signed: {', '.join(signed) or 'none'}"
+            )
+        roles = [s for s in open_slots if s.kind == "role"]
+        if roles:
+            for slot in roles:
+                if self._is_member(tx, actor, task["department"], slot.party):
+                    return slot
+            raise NotAllowed(
+                f"{actor} holds none of the countersign roles still to sign ({', '.join(s.party for s in roles)})"
+            )
+        if open_slots:  # only added signers (加签) left, and the actor is not one of them
+            if task["assignee"] == actor:
+                raise NotAllowed(
+                    f"task {task['id']} waits for 加签 signatures from {', '.join(s.party for s in open_slots)}"
+                )
+            raise NotAllowed(f"{actor} has no signature to give on task {task['id']}")
+        return None
+
+    def _edit_form(self, tx: _Tx, case: dict, definition: Definition, step: Step, updates: dict[str, Any]) -> None:
+        not_editable = [k for k in updates if k not in step.editable]
+        if not_editable:
+            raise NotAllowed(
+                f"step {step.id} may not change {', '.join(not_editable)}; it may edit: "
+                f"{', '.join(step.editable) or 'nothing'}"
+            )
+        values = check_form(definition, updates, partial=True)
+        changed = {k: v for k, v in values.items() if case["form"].get(k) != v}
+        if changed:
+            case["form"] = {**case["form"], **changed}
+            case["_form_changed"] = True
+            tx.event(case["id"], "form_edited", step_id=step.id, data={"changes": changed})
+
+    # ------------------------------------------------------------------------------------------
+    # 退回 and 撤回
+
+    def send_back(self, task_id: int, actor: str, reason: str, to_step: str | None = None) -> int:
+        """退回: back to the previous (or any earlier completed) step, which gets a new task; the steps
+        in between are redone. Returns the new task's id."""
+        if not (reason or "").strip():
+            raise InvalidData("退回 needs a reason")
+        with self._transition() as tx:
+            case, member = self._lock_case_of_task(tx, task_id, actor)
+            CASE_RULES["work"].check(case["state"], f"case {case['number']}")
+            tasks = self._case_tasks(tx, case["id"])
+            task = next(t for t in tasks if t["id"] == task_id)
+            TASK_RULES["send_back"].check(task["state"], f"task {task_id}")
+            if task["state"] == "claimed":
+                self._require_assignee(task, actor, "send it back")
+            elif not member:
+                raise NotAllowed(f"{actor} is not a member of department {task['department']}")
+            definition = self._definition(tx, case)
+            latest = _latest(tasks)
+            target = to_step or self._previous_step(definition, latest, task["step_id"])
+            ancestors = set(dag.between(definition, definition.entry.id, task["step_id"])) | {definition.entry.id}
+            if target not in definition.steps_by_id or target not in ancestors or target == definition.entry.id:
+                raise InvalidData(
+                    f"cannot send back to {target!r}: choose an earlier department step of this case "
+                    f"({', '.join(sorted(ancestors - {definition.entry.id}))})"
+                )
+            target_task = latest.get(target)
+            if target_task is None or target_task["state"] != "completed":
+                raise NotAllowed(f"step {target} has not been completed in this case; nothing to send back to")
+            redo = set(dag.between(definition, target, task["step_id"])) | {task["step_id"], target}
+            changes = []
+            for step_id in redo:
+                current = latest.get(step_id)
+                if current is None:
+                    continue
+                values: dict[str, Any] = {"superseded": True}
+                if current["state"] in TASK_OPEN:
+                    values.update(state="cancelled", completed_at=tx.now)
+                    tx.event(
+                        case["id"],
+                        "task_cancelled",
+                        task=current,
+                        actor=actor,
+                        from_state=current["state"],
+                        to_state="cancelled",
+                        data={"why": "send_back"},
+                    )
+                changes.append((current, values))
+            self._update_tasks(tx, changes)
+            step = definition.steps_by_id[target]
+            row = self._new_task(case, definition, step, "ready", tx.now, None)
+            previous = target_task["completed_by"]
+            if previous and previous != SYSTEM:
+                row.update(state="claimed", assignee=previous, claimed_at=tx.now)
+            self._insert_tasks(tx, [row])
+            tx.event(
+                case["id"],
+                "sent_back",
+                task=task,
+                actor=actor,
+                edge=(task["step_id"], target),
+                data={"reason": reason, "new_task": row["id"], "redo": sorted(redo)},
+            )
+            tx.event(case["id"], f"task_{row['state']}", task=row, to_state=row["state"])
+            tx.notify(
+                "task_sent_back",
+                f"退回重办：{case['number']} {row['name']}：{reason}",
+                case_id=case["id"],
+                task=row,
+                user=row["assignee"],
+                department=row["department"],
+            )
+            return row["id"]
+
+    @staticmethod
+    def _previous_step(definition: Definition, latest: dict[str, dict], step_id: str) -> str:
+        """The predecessor completed last (skips do not count)."""
+        done = [
+            latest[b]
+            for b in definition.steps_by_id[step_id].after
+            if b in latest and latest[b]["state"] == "completed"
+        ]
+        if not done:
+            raise NotAllowed(f"step {step_id} has no completed predecessor to send back to")
+        return max(done, key=lambda t: (t["completed_at"], t["id"]))["step_id"]
+
+    def take_back(self, task_id: int, actor: str) -> int:
+        """撤回: undo my own completion while the tasks it created are still untouched. Returns the
+        id of my task, open again."""
+        with self._transition() as tx:
+            case, _ = self._lock_case_of_task(tx, task_id, actor)
+            if case["state"] in CASE_FINAL:
+                raise NotAllowed(f"case {case['number']} is {case['state']}; a closed case cannot be taken back")
+            tasks = self._case_tasks(tx, case["id"])
+            task = next(t for t in tasks if t["id"] == task_id)
+            TASK_RULES["take_back"].check(task["state"], f"task {task_id}")
+            if task["completed_by"] != actor:
+                raise NotAllowed(f"only {task['completed_by']}, who completed task {task_id}, may take it back")
+            if task["superseded"] or task["kind"] == "acceptance":
+                raise NotAllowed(f"task {task_id} can no longer be taken back")
+            made = [t for t in tasks if t["created_by_task"] == task_id and not t["superseded"]]
+            touched = [t for t in made if t["state"] not in ("ready", "skipped") or t["assignee"] is not None]
+            if touched:
+                names = ", ".join(f"{t['name']} ({t['state']})" for t in touched)
+                raise NotAllowed(f"too late to take back: the next steps have started: {names}")
+            if any(t["state"] == "ready" and t["signoffs_open"] != len(_slots_of(t)) for t in made):
+                raise NotAllowed("too late to take back: a next step already has signatures")
+            changes = [
+                (t, {"state": "cancelled" if t["state"] == "ready" else t["state"], "superseded": True}) for t in made
+            ]
+            changes.append((task, {"superseded": True}))
+            for t in made:
+                tx.event(
+                    case["id"],
+                    "task_cancelled",
+                    task=t,
+                    actor=actor,
+                    from_state=t["state"],
+                    to_state="cancelled" if t["state"] == "ready" else t["state"],
+                    data={"why": "take_back"},
+                )
+            self._update_tasks(tx, changes)
+            definition = self._definition(tx, case)
+            step = definition.steps_by_id[task["step_id"]]
+            row = self._new_task(case, definition, step, "ready", tx.now, None)
+            row.update(state="claimed", assignee=actor, claimed_at=tx.now)
+            self._insert_tasks(tx, [row])
+            tx.event(case["id"], "taken_back", task=task, actor=actor, data={"new_task": row["id"]})
+            tx.event(case["id"], "task_claimed", task=row, actor=actor, to_state="claimed")
+            return row["id"]
+
+    # ------------------------------------------------------------------------------------------
+    # the clock: 特别程序, 延长审批
+
+    def suspend_case(self, case_id: int, actor: str, kind: str, reason: str, expected: str | None = None) -> int:
+        """特别程序 (专家评审, 听证, 检验 …): the clock stops until resume_case."""
+        if kind not in SUSPENSION_KINDS or kind == "supplement":
+            choices = ", ".join(k for k in SUSPENSION_KINDS if k != "supplement")
+            raise InvalidData(f"unknown suspension kind {kind!r}: use one of {choices} (补正 is a task's return)")
+        if not (reason or "").strip():
+            raise InvalidData("特别程序 needs a reason (the applicant is told in writing)")
+        if expected is not None:
+            _parse_limit(expected, "expected")
+        with self._transition() as tx:
+            case = self._lock_case(tx, case_id)
+            tasks = self._case_tasks(tx, case_id)
+            self._require_case_worker(tx, case, tasks, actor, "suspend the case")
+            return self._suspend(tx, case, tasks, actor, kind, reason, expected)
+
+    def _suspend(
+        self, tx: _Tx, case: dict, tasks: list, actor: str, kind: str, reason: str, expected: str | None
+    ) -> int:
+        self._set_case_state(tx, case, "suspend", actor, sla_state="paused" if case["due_at"] else None)
+        suspension_id = tx.conn.execute(
+            insert(Suspension.__table__).returning(Suspension.id),
+            {
+                "case_id": case["id"],
+                "kind": kind,
+                "reason": reason,
+                "expected": expected,
+                "requested_by": actor,
+                "started_at": tx.now,
+                "ended_at": None,
+                "result": None,
+            },
+        ).scalar_one()
+        self._update_tasks(tx, [(t, {"sla_state": "paused"}) for t in tasks if t["state"] in TASK_OPEN and t["due_at"]])
+        tx.event(case["id"], "clock_stopped", actor=actor, data={"kind": kind, "reason": reason, "expected": expected})
+        tx.notify(
+            "case_suspended",
+            f"您的办件 {case['number']} 进入{SUSPENSION_KINDS[kind]}，期间不计时：{reason}",
+            case_id=case["id"],
+            user=case["applicant"].get("id"),
+        )
+        return suspension_id
+
+    def resume_case(self, case_id: int, actor: str, result: str = "") -> None:
+        """特别程序结束: the clock runs again; due times move out by the working time it stood still."""
+        with self._transition() as tx:
+            case = self._lock_case(tx, case_id)
+            tasks = self._case_tasks(tx, case_id)
+            CASE_RULES["resume"].check(case["state"], f"case {case['number']}")
+            self._require_case_worker(tx, case, tasks, actor, "resume the case")
+            if any(t["waiting"] == "applicant" and t["state"] in TASK_OPEN for t in tasks):
+                raise NotAllowed("the case waits for the applicant's 补正 materials; it resumes when they arrive")
+            self._resume(tx, case, tasks, actor, result)
+
+    def _resume(self, tx: _Tx, case: dict, tasks: list, actor: str, result: str) -> None:
+        CASE_RULES["resume"].check(case["state"], f"case {case['number']}")
+        suspension = tx.conn.execute(
+            select(Suspension.__table__).where(Suspension.case_id == case["id"], Suspension.ended_at.is_(None))
+        ).one()
+        tx.conn.execute(
+            update(Suspension.__table__).where(Suspension.id == suspension.id).values(ended_at=tx.now, result=result)
+        )
+        stopped = self.calendar.working_time_between(suspension.started_at, tx.now)
+        accepted = case["accepted_at"] is not None
+        values: dict[str, Any] = {}
+        if case["due_at"] is not None:
+            values.update(
+                due_at=self._push(case["due_at"], stopped),
+                warn_at=self._push(case["warn_at"], stopped),
+                sla_state="on_track",
+            )
+        self._update_case(tx, case, state="in_progress" if accepted else case["state"], **values)
+        changes = [
+            (
+                t,
+                {
+                    "due_at": self._push(t["due_at"], stopped),
+                    "warn_at": self._push(t["warn_at"], stopped),
+                    "sla_state": "on_track",
+                },
+            )
+            for t in tasks
+            if t["state"] in TASK_OPEN and t["due_at"]
+        ]
+        self._update_tasks(tx, changes)
+        tx.event(
+            case["id"],
+            "clock_resumed",
+            actor=actor,
+            from_state="suspended",
+            to_state=case["state"],
+            data={"kind": suspension.kind, "stopped_minutes": int(stopped.total_seconds() // 60), "result": result},
+        )
+
+    def _push(self, when: datetime | None, amount: timedelta) -> datetime | None:
+        if when is None or amount <= timedelta(0):
+            return when
+        return self.calendar.add_working_time(when, amount).at
+
+    def extend_case(self, case_id: int, actor: str, amount: str, approver: str, reason: str) -> None:
+        """延长审批 (Art. 42): the case limit grows, within the statutory cap plus its legal extension."""
+        limit = _parse_limit(amount, "amount")
+        if not (reason or "").strip() or not (approver or "").strip():
+            raise InvalidData("延长审批 needs the approver (负责人) and a reason the applicant is told")
+        with self._transition() as tx:
+            case = self._lock_case(tx, case_id)
+            CASE_RULES["extend"].check(case["state"], f"case {case['number']}")
+            tasks = self._case_tasks(tx, case_id)
+            self._require_case_worker(tx, case, tasks, actor, "extend the case")
+            definition = self._definition(tx, case)
+            statutory, promised = definition.limits.statutory, definition.limits.promised
+            if statutory is None or promised is None or case["due_at"] is None:
+                raise NotAllowed(f"{definition.key} has no statutory limit, so there is no legal extension to grant")
+            allowance = Limit(15 if statutory.working_hours > 20 * 8 else 10, "d")  # Art. 42: +10 WD; joint: +15 WD
+            granted = [
+                Limit.parse(a)
+                for a in tx.conn.execute(select(Extension.amount).where(Extension.case_id == case_id)).scalars()
+            ]
+            total = promised.working_hours + sum(g.working_hours for g in granted) + limit.working_hours
+            cap = statutory.working_hours + allowance.working_hours
+            if total > cap + 1e-9:
+                raise InvalidData(
+                    f"extension {limit} exceeds the statutory cap: {statutory} + {allowance} "
+                    f"(行政许可法 Art. 42); already granted: {', '.join(map(str, granted)) or 'none'}"
+                )
+            due = self.calendar.add(case["due_at"], limit.amount, limit.unit)
+            warn = self.calendar.add(case["warn_at"], limit.amount, limit.unit)
+            tx.conn.execute(
+                insert(Extension.__table__),
+                {"case_id": case_id, "amount": str(limit), "approver": approver, "reason": reason, "at": tx.now},
+            )
+            sla = case["sla_state"] if case["state"] == "suspended" else "on_track"
+            self._update_case(
+                tx,
+                case,
+                due_at=due.at,
+                warn_at=warn.at,
+                sla_state=sla,
+                provisional=case["provisional"] or due.provisional,
+            )
+            tx.event(
+                case["id"], "extended", actor=actor, data={"amount": str(limit), "approver": approver, "reason": reason}
+            )
+            tx.notify(
+                "case_extended",
+                f"您的办件 {case['number']} 经批准延长 {limit.label}：{reason}",
+                case_id=case["id"],
+                user=case["applicant"].get("id"),
+            )
+
+    def _require_case_worker(self, tx: _Tx, case: dict, tasks: list, actor: str, what: str) -> None:
+        departments = {t["department"] for t in tasks if t["state"] in TASK_OPEN or t["waiting"]}
+        if not any(self._is_member(tx, actor, d) for d in departments):
+            raise NotAllowed(f"{actor} works no open task of case {case['number']}, so may not {what}")
+
+    # ------------------------------------------------------------------------------------------
+    # closing: withdrawal, certificates, evaluation
+
+    def withdraw_case(self, case_id: int, applicant_id: str, reason: str = "") -> None:
+        """撤回申请: the applicant stops the case; open tasks are cancelled."""
+        with self._transition() as tx:
+            case = self._lock_case(tx, case_id)
+            if case["applicant"].get("id") != applicant_id:
+                raise NotAllowed("only the applicant may withdraw the application")
+            CASE_RULES["withdraw"].check(case["state"], f"case {case['number']}")
+            tasks = self._case_tasks(tx, case_id)
+            self._cancel_open(tx, case, tasks, applicant_id, "withdrawn")
+            if case["state"] == "suspended":
+                tx.conn.execute(
+                    update(Suspension.__table__)
+                    .where(Suspension.case_id == case_id, Suspension.ended_at.is_(None))
+                    .values(ended_at=tx.now, result="撤回申请")
+                )
+            self._set_case_state(
+                tx, case, "withdraw", applicant_id, outcome="withdrawn", reason=reason or None, closed_at=tx.now
+            )
+
+    def issue_certificates(
+        self,
+        task_id: int,
+        actor: str,
+        delivery: str = "window",
+        *,
+        numbers: dict[str, str] | None = None,
+        tracking_number: str | None = None,
+        electronic: bool = True,
+    ) -> list[str]:
+        """证照发放 / 出件: record the certificates of the issue step and complete it. Returns the numbers.
+
+        A certificate is issued only if its issuing department approved its own step in this case.
+        """
+        with self._transition() as tx:
+            case, member = self._lock_case_of_task(tx, task_id, actor)
+            CASE_RULES["work"].check(case["state"], f"case {case['number']}")
+            tasks = self._case_tasks(tx, case["id"])
+            task = next(t for t in tasks if t["id"] == task_id)
+            TASK_RULES["complete"].check(task["state"], f"task {task_id}")
+            if task["kind"] != "issue":
+                raise NotAllowed(f"task {task_id} ({task['name']}) is no issue (出件) step")
+            if not member:
+                raise NotAllowed(f"{actor} is not a member of department {task['department']}")
+            if task["state"] == "claimed":
+                self._require_assignee(task, actor, "issue its certificates")
+            definition = self._definition(tx, case)
+            step = definition.steps_by_id[task["step_id"]]
+            if delivery not in step.delivery:
+                raise InvalidData(f"delivery {delivery!r}: this step delivers by {', '.join(step.delivery)}")
+            if delivery == "mail" and not tracking_number:
+                raise InvalidData("mail delivery (免费邮寄) needs the tracking number")
+            approved = {
+                t["department"]
+                for t in tasks
+                if t["state"] == "completed"
+                and t["outcome"] == "approve"
+                and not t["superseded"]
+                and t["kind"] != "acceptance"
+            }
+            numbers = numbers or {}
+            unknown = [k for k in numbers if k not in {c.key for c in step.certificates}]
+            if unknown:
+                raise InvalidData("unknown certificates", [f"{k!r} is not issued by step {step.id}" for k in unknown])
+            rows = [
+                {
+                    "case_id": case["id"],
+                    "key": c.key,
+                    "name": c.name,
+                    "issuer": c.issuer,
+                    "number": numbers.get(c.key) or f"{case['number']}-{c.key}".upper(),
+                    "electronic": electronic,
+                    "delivery": delivery,
+                    "tracking_number": tracking_number,
+                    "issued_at": tx.now,
+                }
+                for c in step.certificates
+                if c.issuer in approved
+            ]
+            if rows:
+                try:
+                    with tx.conn.begin_nested():
+                        tx.conn.execute(insert(Certificate.__table__), rows)
+                except IntegrityError:
+                    raise Conflict("a certificate number is already in use; give unique numbers") from None
+            tx.event(
+                case["id"],
+                "certificates_issued",
+                task=task,
+                actor=actor,
+                data={"numbers": [r["number"] for r in rows], "delivery": delivery},
+            )
+            self._start_work(tx, case, task, actor)
+            self._complete(tx, case, task, actor, "approve", f"出件：{len(rows)} 件，{delivery}")
+            self._progress(tx, case, definition, tasks, task["id"])
+            self._save_case_form(tx, case)
+            return [r["number"] for r in rows]
+
+    def evaluate_case(self, case_id: int, rater: str, level: int, channel: str = "pc", comment: str = "") -> int:
+        """好差评: one per case; 不满意 or worse opens a rectification task with its own deadline."""
+        if level not in EVALUATION_LEVELS:
+            raise InvalidData("level is 1 非常满意, 2 满意, 3 基本满意, 4 不满意 or 5 非常不满意")
+        if channel not in EVALUATION_CHANNELS:
+            raise InvalidData(f"channel {channel!r}: use one of {', '.join(EVALUATION_CHANNELS)}")
+        with self._transition() as tx:
+            case = self._lock_case(tx, case_id)
+            if case["applicant"].get("id") != rater:
+                raise NotAllowed("only the applicant rates the service of their own case")
+            CASE_RULES["evaluate"].check(case["state"], f"case {case['number']}")
+            if tx.conn.execute(select(Evaluation.id).where(Evaluation.case_id == case_id)).first():
+                raise Conflict(f"case {case['number']} has been rated already (一事一评)")
+            definition = self._definition(tx, case)
+            rectification = None
+            if level >= 4:
+                department = definition.entry.department
+                due_at, warn_at, provisional = self._deadline(
+                    tx.now, self.rectification_limit, definition.limits.warning
+                )
+                row = {
+                    "case_id": case_id,
+                    "step_id": RECTIFICATION_STEP,
+                    "kind": "rectification",
+                    "name": f"差评整改：{EVALUATION_LEVELS[level]}",
+                    "department": department,
+                    "state": "ready",
+                    "outcome": None,
+                    "assignee": None,
+                    "delegated_by": None,
+                    "opinion": comment or None,
+                    "ready_at": tx.now,
+                    "claimed_at": None,
+                    "completed_at": None,
+                    "completed_by": None,
+                    "due_at": due_at,
+                    "warn_at": warn_at,
+                    "sla_state": "on_track",
+                    "provisional": provisional,
+                    "waiting": None,
+                    "created_by_task": None,
+                    "superseded": False,
+                    "signoffs_open": 0,
+                    "version": 1,
+                }
+                self._insert_tasks(tx, [row])
+                rectification = row["id"]
+                tx.event(case_id, "task_ready", task=row, to_state="ready", data={"level": level})
+                role = self._supervisor_role(tx, department)
+                tx.notify(
+                    "rectification",
+                    f"差评整改：{case['number']}（{EVALUATION_LEVELS[level]}）{comment}",
+                    case_id=case_id,
+                    task=row,
+                    department=department,
+                    role=role,
+                )
+            evaluation_id = tx.conn.execute(
+                insert(Evaluation.__table__).returning(Evaluation.id),
+                {
+                    "case_id": case_id,
+                    "level": level,
+                    "channel": channel,
+                    "comment": comment or None,
+                    "rater": rater,
+                    "at": tx.now,
+                    "rectification_task": rectification,
+                },
+            ).scalar_one()
+            tx.event(case_id, "evaluated", actor=rater, data={"level": level, "channel": channel})
+            return evaluation_id
+
+    def _complete_rectification(self, tx: _Tx, case: dict, task: dict, actor: str, member: bool, opinion: str) -> None:
+        if not member:
+            raise NotAllowed(f"{actor} is not a member of department {task['department']}")
+        if not (opinion or "").strip():
+            raise InvalidData("差评整改 needs the rectification result (整改结果) as the opinion")
+        self._complete(tx, case, task, actor, "approve", opinion)
+
+    # ------------------------------------------------------------------------------------------
+    # 催办 / 督办 and auto steps
+
+    def urge(
+        self,
+        actor: str,
+        message: str,
+        *,
+        task_id: int | None = None,
+        case_id: int | None = None,
+        level: str = "urge",
+        within: str | None = None,
+    ) -> int:
+        """催办 (urge) or 督办 (supervise): recorded with its own due time; the assignee is notified."""
+        if level not in ("urge", "supervise"):
+            raise InvalidData("level is urge (催办) or supervise (督办)")
+        if (task_id is None) == (case_id is None):
+            raise InvalidData("urge a task or a case: give exactly one of task_id and case_id")
+        if not (message or "").strip():
+            raise InvalidData("an urge needs a message")
+        limit = _parse_limit(within, "within") if within else None
+        with self._transition() as tx:
+            if not tx.conn.execute(select(User.id).where(User.id == actor)).first():
+                raise NotAllowed(f"{actor} is no registered user")
+            if task_id is not None:
+                case, _ = self._lock_case_of_task(tx, task_id, actor)
+                task = self._task(tx, case, task_id)
+                TASK_RULES["urge"].check(task["state"], f"task {task_id}")
+            else:
+                case, task = self._lock_case(tx, case_id), None  # type: ignore[arg-type]
+                CASE_RULES["urge"].check(case["state"], f"case {case['number']}")
+            due = self.calendar.add(tx.now, limit.amount, limit.unit).at if limit else None
+            urge_id = tx.conn.execute(
+                insert(Urge.__table__).returning(Urge.id),
+                {
+                    "case_id": case["id"],
+                    "task_id": task_id,
+                    "level": level,
+                    "by": actor,
+                    "message": message,
+                    "due_at": due,
+                    "created_at": tx.now,
+                },
+            ).scalar_one()
+            label = "督办" if level == "supervise" else "催办"
+            tx.event(case["id"], level, task=task, actor=actor, data={"message": message, "due_at": str(due)})
+            if task is not None:
+                tx.notify(
+                    level,
+                    f"{label}：{case['number']} {task['name']}：{message}",
+                    case_id=case["id"],
+                    task=task,
+                    user=task["assignee"],
+                    department=None if task["assignee"] else task["department"],
+                )
+            else:
+                tx.notify(level, f"{label}：{case['number']}：{message}", case_id=case["id"])
+            return urge_id
+
+    def run_auto_tasks(self, limit: int = 100) -> int:
+        """The in-process runner for `auto` steps left for workers (auto_inline=False). Returns how many ran.
+
+        Each task is picked and decided in one transaction; on PostgreSQL ``FOR UPDATE SKIP LOCKED``
+        lets several workers share the queue without two deciding the same task.
+        """
+        done = 0
+        while done < limit and self._run_next_auto():
+            done += 1
+        return done
+
+    def _run_next_auto(self) -> bool:
+        with self._transition() as tx:
+            query = select(_tasks.c.id).where(_tasks.c.kind == "auto", _tasks.c.state == "ready")
+            task_id = tx.conn.execute(query.order_by(_tasks.c.id).limit(1).with_for_update(skip_locked=True)).scalar()
+            if task_id is None:
+                return False
+            self._decide_waiting_auto(tx, task_id)
+            return True
+
+    def run_auto_task(self, task_id: int) -> None:
+        """Decide one waiting `auto` task (what a Prefect worker calls)."""
+        with self._transition() as tx:
+            self._decide_waiting_auto(tx, task_id)
+
+    def _decide_waiting_auto(self, tx: _Tx, task_id: int) -> None:
+        case, _ = self._lock_case_of_task(tx, task_id, SYSTEM)
+        tasks = self._case_tasks(tx, case["id"])
+        task = next(t for t in tasks if t["id"] == task_id)
+        if task["state"] != "ready" or task["kind"] != "auto":
+            raise Conflict(f"task {task_id} is no waiting auto task (it is {task['state']})")
+        CASE_RULES["work"].check(case["state"], f"case {case['number']}")
+        definition = self._definition(tx, case)
+        step = definition.steps_by_id[task["step_id"]]
+        form = dict(case["form"])
+        decided = dict(task)
+        self._decide_auto(case, definition, step, decided, form, tx.now)
+        if form != case["form"]:
+            case["form"], case["_form_changed"] = form, True
+        self._complete(tx, case, task, SYSTEM, decided["outcome"] or "approve", decided["opinion"])
+        if decided["outcome"] is None:
+            self._update_task(tx, task, outcome=None)
+        if decided["outcome"] == "reject":
+            self._negative_decision(tx, case, task, f"自动审批规则不满足：{step.name}")
+            if step.on_reject == "stop":
+                self._reject_case(tx, case, tasks, SYSTEM, decided["opinion"])
+                return
+        self._start_work(tx, case, task, SYSTEM)
+        self._progress(tx, case, definition, tasks, task_id)
+        self._save_case_form(tx, case)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _parse_limit(text: str, what: str) -> Limit:
+    try:
+        return Limit.parse(text)
+    except LimitSyntaxError as exc:
+        raise InvalidData(f"{what}: {exc}") from None
+
+
+def _slots(step: Step) -> list[tuple[str, str]]:
+    """The signatures a new task of this step needs."""
+    if step.kind == "survey":
+        return [("department", d) for d in step.participants]
+    if step.kind == "approval" and step.sign:
+        return [("role", r) for r in step.signers]
+    if step.kind == "approval" and step.review_chain:
+        return [("level", level) for level in step.review_chain]
+    return []
+
+
+def _open_count(step: Step, slots: list[tuple[str, str]]) -> int:
+    if not slots:
+        return 0
+    return 1 if (step.kind == "approval" and step.sign == "any") else len(slots)
+
+
+def _slots_of(task: dict[str, Any]) -> list[Any]:
+    return task.get("_slots") or [None] * task["signoffs_open"]
+
+
+def _latest(tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The newest task of each step."""
+    latest: dict[str, dict[str, Any]] = {}
+    for task in tasks:
+        current = latest.get(task["step_id"])
+        if current is None or task["id"] > current["id"]:
+            latest[task["step_id"]] = task
+    return latest
+
+
+def _step_states(tasks: list[dict[str, Any]]) -> dict[str, str]:
+    """Each step's state from its newest task; a superseded task leaves its step pending (to redo)."""
+    states: dict[str, str] = {}
+    for step_id, task in _latest(tasks).items():
+        if step_id == RECTIFICATION_STEP:
+            continue
+        if task["superseded"]:
+            states[step_id] = dag.PENDING
+        elif task["state"] == "completed":
+            states[step_id] = "completed"
+        elif task["state"] == "skipped":
+            states[step_id] = "skipped"
+        elif task["state"] == "cancelled":
+            states[step_id] = "cancelled"
+        else:
+            states[step_id] = "open"
+    return states

@@ -1,0 +1,64 @@
+"""Database connections: the embedded SQLite file by default, PostgreSQL when scaled out."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+
+DEFAULT_URL = "sqlite:///tongban.sqlite"
+URL_VARIABLE = "TONGBAN_DATABASE_URL"
+
+
+def database_url(url: str | None = None) -> str:
+    """The URL given, else $TONGBAN_DATABASE_URL, else a SQLite file in the working directory."""
+    return url or os.environ.get(URL_VARIABLE) or DEFAULT_URL
+
+
+def connect(url: str | None = None, **engine_options: Any) -> Engine:
+    """An engine with the settings each backend needs for one-transaction-per-transition."""
+    url = database_url(url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **engine_options)
+        _sqlite_setup(engine)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True, **engine_options)
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        # IMMEDIATE takes the write lock up front, so two writers serialize instead of failing
+        # with "database is locked" when the first read is upgraded to a write.
+        mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction (never takes SQLite's write lock)."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as connection, connection.begin():
+        yield connection
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"

@@ -1,0 +1,345 @@
+"""Tables. Cases and tasks are rows that name (definition key, version); definitions stay data.
+
+Timestamps are stored as timezone-aware UTC and shown in Asia/Shanghai. JSON columns hold the
+one-form data and small lists; everything the dashboards and the SLA sweep filter on is a column.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the engine stores aware datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Timestamp = UTCDateTime()
+OPEN_TASK_STATES = ("ready", "claimed")
+OPEN_FILTER = text("state IN ('ready', 'claimed')")
+CASE_OPEN_FILTER = text("state IN ('accepted', 'in_progress')")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON, datetime: Timestamp}
+
+
+class DefinitionVersion(Base):
+    __tablename__ = "definition_versions"
+    __table_args__ = (UniqueConstraint("key", "version"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int]
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime]
+
+
+class Department(Base):
+    __tablename__ = "departments"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    parent: Mapped[str | None] = mapped_column(String(32))
+    supervisor_role: Mapped[str] = mapped_column(String(64))
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class Membership(Base):
+    """A user's role in a department (承办, 审核, 批准, supervisor …)."""
+
+    __tablename__ = "memberships"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    department: Mapped[str] = mapped_column(ForeignKey("departments.code"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class Case(Base):
+    """办件: one application running one definition version."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_open_due", "due_at", sqlite_where=CASE_OPEN_FILTER, postgresql_where=CASE_OPEN_FILTER),
+        Index("ix_cases_open_warn", "warn_at", sqlite_where=CASE_OPEN_FILTER, postgresql_where=CASE_OPEN_FILTER),
+        Index("ix_cases_definition_state", "definition_key", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    number: Mapped[str] = mapped_column(String(40), unique=True)  # 办件编号
+    definition_key: Mapped[str] = mapped_column(String(64))
+    definition_version: Mapped[int]
+    state: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str | None] = mapped_column(String(20))  # approved | partly_approved | rejected | …
+    applicant: Mapped[dict[str, Any]]
+    form: Mapped[dict[str, Any]]
+    materials: Mapped[list[Any]]  # material keys supplied
+    deferred: Mapped[list[Any]] = mapped_column(default=list)  # 容缺: material keys still owed
+    deferred_due_at: Mapped[datetime | None]
+    idempotency_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    submitted_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    due_at: Mapped[datetime | None]
+    warn_at: Mapped[datetime | None]
+    sla_state: Mapped[str | None] = mapped_column(String(12))
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text)  # written reason of a refusal or rejection
+    remedy: Mapped[str | None] = mapped_column(Text)  # 复议/诉讼 remedy text for refusals
+    version: Mapped[int] = mapped_column(default=1)
+
+
+class Task(Base):
+    """The work item of one step in one case."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        # the department queue: ready tasks of department X ordered by due time
+        Index("ix_tasks_queue", "department", "state", "due_at"),
+        # the SLA sweep: open tasks whose warning or due time has passed
+        Index("ix_tasks_open_due", "due_at", sqlite_where=OPEN_FILTER, postgresql_where=OPEN_FILTER),
+        Index("ix_tasks_open_warn", "warn_at", sqlite_where=OPEN_FILTER, postgresql_where=OPEN_FILTER),
+        Index("ix_tasks_case", "case_id"),
+        Index("ix_tasks_assignee", "assignee", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    step_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    department: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(12))  # ready | claimed | completed | skipped | cancelled
+    outcome: Mapped[str | None] = mapped_column(String(12))  # approve | reject | return
+    assignee: Mapped[str | None] = mapped_column(String(64))
+    delegated_by: Mapped[str | None] = mapped_column(String(64))
+    opinion: Mapped[str | None] = mapped_column(Text)
+    ready_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    completed_by: Mapped[str | None] = mapped_column(String(64))
+    due_at: Mapped[datetime | None]
+    warn_at: Mapped[datetime | None]
+    sla_state: Mapped[str | None] = mapped_column(String(12))
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    waiting: Mapped[str | None] = mapped_column(String(16))  # 'applicant' while a 补正 is out
+    created_by_task: Mapped[int | None]  # the completion that made this task (撤回 undoes them)
+    superseded: Mapped[bool] = mapped_column(Boolean, default=False)  # redone after 退回/撤回
+    signoffs_open: Mapped[int] = mapped_column(default=0)  # sign-offs still needed (survey, chain, 会签)
+    version: Mapped[int] = mapped_column(default=1)
+
+
+class Signoff(Base):
+    """One required signature on a task: a review-chain level, a survey participant, a countersigner."""
+
+    __tablename__ = "signoffs"
+    __table_args__ = (Index("ix_signoffs_task", "task_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"))
+    position: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(12))  # level | department | role | user
+    party: Mapped[str] = mapped_column(String(64))  # level name, department code, role or user id
+    signed_by: Mapped[str | None] = mapped_column(String(64))
+    signed_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(12))
+    opinion: Mapped[str | None] = mapped_column(Text)
+
+
+class Suspension(Base):
+    """特别程序: the clock stops (expert review, hearing, inspection, 补正 after acceptance …)."""
+
+    __tablename__ = "suspensions"
+    __table_args__ = (Index("ix_suspensions_case", "case_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    expected: Mapped[str | None] = mapped_column(String(16))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    result: Mapped[str | None] = mapped_column(Text)
+
+
+class Extension(Base):
+    """延长审批: an approved extension of the case limit."""
+
+    __tablename__ = "extensions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    amount: Mapped[str] = mapped_column(String(16))
+    approver: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
+class Supplement(Base):
+    """补正: one notice listing every missing material, and when it came back."""
+
+    __tablename__ = "supplements"
+    __table_args__ = (Index("ix_supplements_case", "case_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    task_id: Mapped[int | None]
+    missing: Mapped[list[Any]]
+    notice: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime]
+    supplied_at: Mapped[datetime | None]
+
+
+class Certificate(Base):
+    """证照: a certificate issued to the applicant (paper or e-certificate) and its delivery."""
+
+    __tablename__ = "certificates"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    issuer: Mapped[str] = mapped_column(String(32))
+    number: Mapped[str] = mapped_column(String(80), unique=True)
+    electronic: Mapped[bool] = mapped_column(Boolean, default=True)
+    delivery: Mapped[str] = mapped_column(String(12))  # window | mail | online
+    tracking_number: Mapped[str | None] = mapped_column(String(64))
+    issued_at: Mapped[datetime]
+
+
+class Alert(Base):
+    """An SLA state change (yellow / red card) or a 否定报备, raised once per subject and kind."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("subject", "kind"), Index("ix_alerts_department", "department", "raised_at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(40))  # 'task:12' | 'case:7'
+    kind: Mapped[str] = mapped_column(String(24))  # warning | overdue | negative_decision | provisional_deadline
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    task_id: Mapped[int | None]
+    department: Mapped[str | None] = mapped_column(String(32))
+    recipient_role: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    raised_at: Mapped[datetime]
+
+
+class Notification(Base):
+    """Outbox: what must reach a person (SMS / site message); flows deliver and stamp delivered_at."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_pending", "delivered_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int | None]
+    task_id: Mapped[int | None]
+    recipient_user: Mapped[str | None] = mapped_column(String(64))
+    recipient_department: Mapped[str | None] = mapped_column(String(32))
+    recipient_role: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(24))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+
+class Urge(Base):
+    """催办 / 督办 with its own due time."""
+
+    __tablename__ = "urges"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    task_id: Mapped[int | None]
+    level: Mapped[str] = mapped_column(String(8))  # urge (催办) | supervise (督办)
+    by: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    due_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Evaluation(Base):
+    """好差评: one per case, 1 非常满意 … 5 非常不满意."""
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), unique=True)
+    level: Mapped[int]
+    channel: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str | None] = mapped_column(Text)
+    rater: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    rectification_task: Mapped[int | None]
+
+
+class Event(Base):
+    """Append-only history: every transition, and every edge a case took."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_case", "case_id", "id"), Index("ix_events_at", "at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    task_id: Mapped[int | None]
+    step_id: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(24))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime]
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str | None] = mapped_column(String(20))
+    edge_from: Mapped[str | None] = mapped_column(String(64))
+    edge_to: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
