@@ -6,6 +6,7 @@ by a department, with time limits in working days. See docs/definition-language.
 
 from __future__ import annotations
 
+from datetime import date
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -99,6 +100,14 @@ class FormField(_Spec):
     max: float | None = None
     options: list[str] | None = None
     help: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _date_default_as_text(cls, data: Any) -> Any:
+        # YAML reads an unquoted 2026-01-01 as a date; a date field keeps its default as ISO text
+        if isinstance(data, dict) and data.get("type") == "date" and isinstance(data.get("default"), date):
+            return {**data, "default": data["default"].isoformat()}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> FormField:

@@ -7,6 +7,7 @@ Structure (keys, types, limit strings, expressions) is checked by the pydantic m
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from .limits import Limit, format_working_hours
 from .model import (
+    DEFINITION_KEY_PATTERN,
     STEP_KINDS,
     Definition,
     Department,
@@ -269,7 +271,8 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
         problems.append(source.problem(loc, message, key=key))
 
     data = source.data
-    if isinstance(data.get("key"), str) and path.suffix in (".yaml", ".yml") and data["key"] != path.stem:
+    key_ok = isinstance(data.get("key"), str) and re.match(DEFINITION_KEY_PATTERN, data["key"]) is not None
+    if key_ok and path.suffix in (".yaml", ".yml") and data["key"] != path.stem:
         at(
             ("key",),
             f"key {data['key']!r} does not match the file name {path.name}: name the file "
@@ -371,10 +374,14 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
                 )
 
     # departments, expressions, per-kind rules ------------------------------------------------------
+    # from the raw steps, so a step broken elsewhere still counts as taking part
     process_departments: set[str] = set()
-    for _, step in parts.steps.values():
-        process_departments.add(step.department)
-        process_departments.update(getattr(step, "participants", ()))
+    for raw in data.get("steps") or []:
+        if isinstance(raw, dict):
+            if isinstance(raw.get("department"), str):
+                process_departments.add(raw["department"])
+            if isinstance(raw.get("participants"), list):
+                process_departments.update(p for p in raw["participants"] if isinstance(p, str))
     form_names = parts.fields_known
     for index, step in sorted(parts.steps.values(), key=lambda item: item[0]):
         loc = ("steps", index)
@@ -396,6 +403,10 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
         for name, expression in (("when", step.when), ("rule", getattr(step, "rule", None))):
             if expression is None:
                 continue
+            if expression.names <= set(parts.fields):
+                mismatch = _type_mismatch(expression, parts.fields)
+                if mismatch:
+                    at((*loc, name), f"step {step.id!r}: {name} {expression.source!r} mixes types: {mismatch}")
             for unknown in sorted(expression.names - form_names):
                 at(
                     (*loc, name),
@@ -440,7 +451,8 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
                     )
 
     # time limits ------------------------------------------------------------------------------
-    if parts.case_kind == "promised" and parts.promised is None and "limits" not in _broken_keys(data):
+    raw_limits = data.get("limits") if isinstance(data.get("limits"), dict) else {}
+    if parts.case_kind == "promised" and "promised" not in raw_limits and "limits" not in _broken_keys(data):
         at(
             ("limits",) if "limits" in data else ("key",),
             "a promised case (承诺件) needs limits.promised: the working-day limit promised to the applicant",
@@ -464,6 +476,17 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
                 f"more than the promised case limit {parts.promised}: shorten those steps or raise the promise",
             )
     return problems
+
+
+def _type_mismatch(expression: Any, fields: Mapping[str, FormField]) -> str | None:
+    """Evaluate once with a value of each field's type; a TypeError means text is compared with a number…"""
+    try:
+        expression.evaluate({key: field.sample for key, field in fields.items()})
+    except TypeError as exc:
+        return str(exc)
+    except Exception:
+        return None
+    return None
 
 
 def _broken_keys(data: dict[str, Any]) -> set[str]:

@@ -271,3 +271,34 @@ def test_unsafe_expression_is_refused(departments):
         "allowed; use field names, constants, comparisons, and/or/not, arithmetic, lists and len, abs, min, max, "
         "int, float, str, round"
     ]
+
+
+def test_condition_comparing_text_with_a_number_is_refused(departments):
+    head = HEAD.replace(
+        "  - {key: employees", "  - {key: company_name, label: 企业名称, type: text}\n  - {key: employees"
+    )
+    steps = GOOD.replace("after: [accept],", "after: [accept], when: company_name > 5,")
+    found = problems(departments, steps, head)
+    assert len(found) == 1
+    assert found[0].startswith(f"{at(10, 'company_name')}: step 'licence': when 'company_name > 5' mixes types:")
+
+
+def test_a_broken_step_still_counts_as_a_department_of_the_process(departments):
+    steps = GOOD.replace("limit: 4h}", "limit: 4h, sign: all}").replace(
+        "after: [licence], limit: 1h}",
+        "after: [licence], limit: 1h, certificates: [{key: lic, name: 执照, issuer: scjg}]}",
+    )
+    assert problems(departments, steps) == ["t.yaml:9:3: step 'licence': sign: all needs at least two signers (roles)"]
+
+
+def test_a_bad_promised_limit_is_reported_once(departments):
+    head = HEAD.replace("{promised: 2d, statutory: 20d}", "{promised: 2x, statutory: 20d}")
+    found = problems(departments, GOOD, head)
+    assert len(found) == 1 and "bad limit '2x'" in found[0]
+
+
+def test_unquoted_date_default_is_accepted(departments):
+    head = HEAD.replace(
+        "  - {key: employees", "  - {key: start, label: 开工日期, type: date, default: 2026-01-01}\n  - {key: employees"
+    )
+    assert problems(departments, GOOD, head) == []
