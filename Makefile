@@ -8,8 +8,12 @@ SYSTEM_PACKAGES := graphviz fonts-noto-cjk
 
 .PHONY: run test lint bench system-deps install clean
 
+# validate → publish into the embedded SQLite default (./tongban.sqlite, or $$TONGBAN_DATABASE_URL)
+# → render every flowchart → run short simulations with simulated staff (each in a scratch database).
 run: install
 	$(BIN)/tongban validate definitions/
+	$(BIN)/tongban db upgrade
+	$(BIN)/tongban publish definitions/
 	@mkdir -p build/flowcharts
 	@for f in definitions/*.yaml; do \
 	  case $$(basename $$f) in departments.yaml|calendar.yaml) continue;; esac; \
@@ -17,6 +21,8 @@ run: install
 	  $(BIN)/tongban render $$f -o build/flowcharts/$$(basename $$f .yaml).png || exit 1; \
 	done
 	@echo "flowcharts written to build/flowcharts/"
+	$(BIN)/tongban simulate definitions/kaiban-qiye.yaml --cases 50 --seed 1
+	$(BIN)/tongban simulate definitions/gongcheng-shigong-xuke.yaml --cases 50 --seed 1
 
 test: install
 	$(BIN)/pip check

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -90,6 +92,495 @@ def schema() -> None:
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["title"] = "Tongban process definition (一件事)"
     click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+
+
+# --------------------------------------------------------------------------------------------------
+# database: tongban db upgrade / current, tongban publish
+
+url_option = click.option(
+    "--url",
+    metavar="URL",
+    help="database URL (default: $TONGBAN_DATABASE_URL, else sqlite:///tongban.sqlite in this folder)",
+)
+CALENDAR_FILE = Path(DEFAULT_DEFINITIONS) / "calendar.yaml"
+
+
+def _shown(url: str) -> str:
+    """A URL fit to print: the password hidden."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def _open_database(url: str | None, timeout: int | None = None) -> tuple[Any, str]:
+    """(SQLAlchemy engine, URL to print); a bad URL is a clear error. ``timeout``: seconds to connect."""
+    from sqlalchemy.exc import ArgumentError
+
+    from .store import connect, database_url
+
+    resolved = database_url(url)
+    options: dict[str, Any] = {}
+    if timeout is not None and resolved.startswith("postgres"):
+        options["connect_args"] = {"connect_timeout": timeout}
+    try:
+        return connect(resolved, **options), _shown(resolved)
+    except (ArgumentError, ImportError, ValueError) as exc:
+        raise click.ClickException(
+            f"cannot use database URL {_shown(resolved)}: {exc} "
+            "(use sqlite:///file.sqlite or postgresql://user:password@host/db)"
+        ) from None
+
+
+def _revisions(db: Any) -> tuple[str | None, str | None]:
+    """(current revision, head revision); raises ClickException when the database cannot be reached."""
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.exc import DBAPIError
+
+    from .store.migrate import alembic_config, current
+
+    head = ScriptDirectory.from_config(alembic_config(db)).get_current_head()
+    try:
+        return current(db), head
+    except DBAPIError as exc:
+        raise click.ClickException(f"cannot reach the database {_shown(str(db.url))}: {_db_message(exc)}") from None
+
+
+def _db_message(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+def _upgrade(db: Any) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from .store import upgrade
+
+    try:
+        upgrade(db)
+    except DBAPIError as exc:
+        raise click.ClickException(f"cannot upgrade {_shown(str(db.url))}: {_db_message(exc)}") from None
+
+
+@main.group()
+def db() -> None:
+    """Create or inspect the database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@url_option
+def db_upgrade(url: str | None) -> None:
+    """Create the schema, or bring it up to the newest revision."""
+    database, shown = _open_database(url)
+    try:
+        before, head = _revisions(database)
+        if before == head:
+            click.echo(f"{shown}: schema already at revision {head} (head)")
+            return
+        _upgrade(database)
+        after, _ = _revisions(database)
+        click.echo(f"{shown}: schema upgraded from {before or '(empty)'} to revision {after} (head)")
+    finally:
+        database.dispose()
+
+
+@db.command("current")
+@url_option
+def db_current(url: str | None) -> None:
+    """Print the database's schema revision and whether it is the newest (head)."""
+    database, shown = _open_database(url)
+    try:
+        revision, head = _revisions(database)
+    finally:
+        database.dispose()
+    if revision is None:
+        click.echo(f"{shown}: empty (no schema yet); run `tongban db upgrade` (head is {head})")
+    elif revision == head:
+        click.echo(f"{shown}: revision {revision} (head, up to date)")
+    else:
+        click.echo(f"{shown}: revision {revision}, head is {head}; run `tongban db upgrade`")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@url_option
+def publish(paths: tuple[Path, ...], url: str | None) -> None:
+    """Store every valid definition as a new version (unchanged files stay at their version).
+
+    An invalid file is refused with file:line:column: message for each problem and nothing of it is
+    stored; the exit status is 1 if any file was refused. An empty database gets its schema first.
+    """
+    from datetime import datetime
+
+    from sqlalchemy.exc import DBAPIError
+
+    from .calendar import TZ
+    from .engine import publish_paths
+
+    targets = paths or (Path(DEFAULT_DEFINITIONS),)
+    missing = [str(p) for p in targets if not p.exists()]
+    if missing:
+        raise click.ClickException(f"no such file or folder: {', '.join(missing)}")
+    database, shown = _open_database(url)
+    try:
+        revision, head = _revisions(database)
+        if revision is None:
+            _upgrade(database)
+            click.echo(f"{shown}: empty database, schema created (revision {head})")
+        elif revision != head:
+            raise click.ClickException(
+                f"{shown} is at schema revision {revision}, this tongban needs {head}: run `tongban db upgrade`"
+            )
+        try:
+            results = publish_paths(database, list(targets), datetime.now(TZ))
+        except DBAPIError as exc:
+            raise click.ClickException(f"cannot publish into {shown}: {_db_message(exc)}") from None
+    finally:
+        database.dispose()
+    if not results:
+        raise click.ClickException(f"no definition files under {', '.join(map(str, targets))}")
+    refused = 0
+    for result in results:
+        if result.problems:
+            refused += 1
+            for problem in result.problems:
+                click.echo(str(problem), err=True)
+            count = len(result.problems)
+            click.echo(f"{result.path}: refused ({count} problem{'s' if count > 1 else ''}), nothing stored", err=True)
+        else:
+            verb = "published" if result.changed else "unchanged"
+            click.echo(f"{result.path}: {verb} {result.key} v{result.version}")
+    stored = len(results) - refused
+    click.echo(f"{stored} of {len(results)} definitions in {shown}" + (f"; {refused} refused" if refused else ""))
+    if refused:
+        sys.exit(1)
+
+
+# --------------------------------------------------------------------------------------------------
+# tongban calendar add / between
+
+WEEKDAYS = "一二三四五六日"
+
+
+def _calendar_option(function: Any) -> Any:
+    return click.option(
+        "--calendar",
+        "calendar_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help=f"operator calendar file (default: {CALENDAR_FILE} if it exists)",
+    )(function)
+
+
+def _load_calendar(calendar_file: Path | None) -> tuple[Any, str]:
+    """(BusinessCalendar, what was loaded); a broken file is a clear error."""
+    from .calendar import BusinessCalendar, CalendarError
+
+    chosen = calendar_file or (CALENDAR_FILE if CALENDAR_FILE.is_file() else None)
+    try:
+        calendar = BusinessCalendar.from_file(chosen)
+    except CalendarError as exc:
+        raise click.ClickException(str(exc)) from None
+    return calendar, str(chosen) if chosen else "chinesecalendar data only (no calendar file)"
+
+
+def _parse_day(value: str, what: str) -> Any:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date; write YYYY-MM-DD, e.g. 2026-09-30", param_hint=what
+        ) from None
+
+
+def _day(d: Any) -> str:
+    return f"{d:%Y-%m-%d} (周{WEEKDAYS[d.weekday()]})"
+
+
+def _provisional_note(calendar: Any, start: Any, end: Any) -> str | None:
+    years = calendar.provisional_years(start, end)
+    if not years:
+        return None
+    names = ", ".join(map(str, years))
+    verb = "has" if len(years) == 1 else "have"
+    return f"(provisional: {names} {verb} no official holiday data)"
+
+
+@main.group("calendar")
+def calendar_group() -> None:
+    """Working-day arithmetic on the business calendar (holidays, 调休 make-up workdays, local closures)."""
+
+
+@calendar_group.command("add")
+@click.argument("start_date", metavar="DATE")
+@click.argument("amount", metavar="LIMIT")
+@click.option("--from-time", metavar="HH:MM", help="time of day of the start (default: the opening time, 09:00)")
+@_calendar_option
+def calendar_add(start_date: str, amount: str, from_time: str | None, calendar_file: Path | None) -> None:
+    """Due date of LIMIT (5d working days, 4h working hours, 7n natural days) counted from DATE.
+
+    Day 1 is the first working day after DATE (民法典 Art. 201); a day limit ends at closing time.
+    """
+    import re
+    from datetime import datetime
+
+    from .calendar import TZ, CalendarError
+    from .definition.limits import Limit, LimitSyntaxError
+
+    day = _parse_day(start_date, "DATE")
+    try:
+        limit = Limit.parse(amount)
+    except LimitSyntaxError as exc:
+        raise click.BadParameter(str(exc), param_hint="LIMIT") from None
+    calendar, _ = _load_calendar(calendar_file)
+    if from_time is None:
+        clock = calendar.work_start
+    else:
+        match = re.fullmatch(r"(\d{1,2}):(\d{2})", from_time.strip())
+        if match is None or int(match[1]) > 23 or int(match[2]) > 59:
+            raise click.BadParameter(
+                f"{from_time!r} is not a time of day; write HH:MM, e.g. 14:30", param_hint="--from-time"
+            )
+        from datetime import time
+
+        clock = time(int(match[1]), int(match[2]))
+    start = datetime.combine(day, clock, tzinfo=TZ)
+    try:
+        due = calendar.add(start, limit.amount, limit.unit)
+    except CalendarError as exc:
+        raise click.ClickException(str(exc)) from None
+    at = due.at
+    click.echo(f"{_day(day)} {clock:%H:%M} + {limit} ({limit.label}) → {_day(at.date())} {at:%H:%M} Asia/Shanghai")
+    if due.provisional:
+        click.echo(_provisional_note(calendar, day, at.date()) or "(provisional)")
+        click.echo("  counted Monday–Friday for those years; add the State Council holiday notice to the calendar file")
+
+
+@calendar_group.command("between")
+@click.argument("first", metavar="A")
+@click.argument("second", metavar="B")
+@_calendar_option
+def calendar_between(first: str, second: str, calendar_file: Path | None) -> None:
+    """Number of working days d with A < d ≤ B (so `between DATE (add DATE Nd)` is N)."""
+    a, b = _parse_day(first, "A"), _parse_day(second, "B")
+    calendar, _ = _load_calendar(calendar_file)
+    count = calendar.working_days_between(a, b)
+    click.echo(f"{count} working days (工作日) after {_day(a)} up to and including {_day(b)}")
+    if b < a:
+        click.echo("  (B is before A: nothing is counted; swap them to count forwards)")
+    note = _provisional_note(calendar, min(a, b), max(a, b))
+    if note:
+        click.echo(note)
+
+
+# --------------------------------------------------------------------------------------------------
+# tongban doctor
+
+
+@main.command()
+@url_option
+@_calendar_option
+@click.option("--today", "today_text", hidden=True, help="pretend today is YYYY-MM-DD (for tests)")
+def doctor(url: str | None, calendar_file: Path | None, today_text: str | None) -> None:
+    """Check the installation: Python, graphviz, a CJK font, the database, the holiday data.
+
+    Exit status 1 only on a hard failure (no database, no graphviz `dot`, a broken calendar file).
+    """
+    import platform
+    import shutil
+    import subprocess
+    from datetime import datetime
+
+    from .calendar import TZ
+
+    failures = 0
+
+    def report(mark: str, text: str) -> None:
+        click.echo(f"{mark} {text}")
+
+    version = sys.version_info
+    if version >= (3, 11):
+        report("✓", f"Python {platform.python_version()}")
+    else:
+        failures += 1
+        report("✗", f"Python {platform.python_version()}: Tongban needs 3.11 or newer")
+
+    dot = shutil.which("dot")
+    if dot:
+        try:
+            out = subprocess.run([dot, "-V"], capture_output=True, text=True, timeout=10)
+            report("✓", f"graphviz: {(out.stderr or out.stdout).strip() or dot}")
+        except (OSError, subprocess.SubprocessError) as exc:
+            failures += 1
+            report("✗", f"graphviz `dot` at {dot} does not run: {exc}")
+    else:
+        failures += 1
+        report("✗", "graphviz `dot` not found: flowcharts cannot be drawn; run  sudo apt-get install -y graphviz")
+
+    font = _cjk_font()
+    if font:
+        report("✓", f"CJK font: {font}")
+    else:
+        hint = "run  sudo apt-get install -y fonts-noto-cjk"
+        report("!", f"no CJK font (fc-list :lang=zh is empty): Chinese labels render as boxes; {hint}")
+
+    failures += _doctor_database(url, report)
+
+    try:
+        calendar, loaded = _load_calendar(calendar_file)
+    except click.ClickException as exc:
+        failures += 1
+        report("✗", f"calendar: {exc.message}")
+    else:
+        today = _parse_day(today_text, "--today") if today_text else datetime.now(TZ).date()
+        years = calendar.official_years()
+        report("✓", f"calendar: {loaded}; official holiday data for {_year_ranges(years)}")
+        for year in (today.year, today.year + 1):
+            if year in years:
+                continue
+            when = "this year" if year == today.year else "next year"
+            report(
+                "!",
+                f"WARNING: {year} ({when}) has NO official holiday data. Deadlines reaching {year} are computed "
+                f"on weekends alone (Mon–Fri as working days) and flagged provisional. Add the State Council "
+                f"notice for {year} (国务院办公厅关于{year}年部分节假日安排的通知) under `years:` in "
+                f"{calendar_file or CALENDAR_FILE}, or upgrade chinesecalendar.",
+            )
+    if failures:
+        click.echo(f"{failures} hard failure(s)", err=True)
+        sys.exit(1)
+
+
+def _cjk_font() -> str | None:
+    import shutil
+    import subprocess
+
+    fc_list = shutil.which("fc-list")
+    if not fc_list:
+        return None
+    try:
+        out = subprocess.run([fc_list, ":lang=zh", "family"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    families = sorted({line.split(",")[0].strip() for line in out.splitlines() if line.strip()})
+    return (
+        ", ".join(families[:3]) + (f" (+{len(families) - 3} more)" if len(families) > 3 else "") if families else None
+    )
+
+
+def _doctor_database(url: str | None, report: Any) -> int:
+    """Report on the database; returns 1 on a hard failure."""
+    from sqlalchemy.engine import make_url
+
+    from .store import database_url
+
+    resolved = database_url(url)
+    try:
+        parsed = make_url(resolved)
+    except Exception as exc:
+        report("✗", f"database URL {resolved!r} is not a URL: {exc}")
+        return 1
+    shown = _shown(resolved)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        path = Path(parsed.database)
+        if not path.exists():
+            folder = path.resolve().parent
+            while not folder.exists():
+                folder = folder.parent
+            if not os.access(folder, os.W_OK):
+                report("✗", f"database {shown}: no file, and {folder} is not writable")
+                return 1
+            report("!", f"database {shown}: no file yet; `tongban db upgrade` or `tongban publish` creates it")
+            return 0
+    try:
+        database, shown = _open_database(url, timeout=5)
+    except click.ClickException as exc:
+        report("✗", f"database: {exc.message}")
+        return 1
+    try:
+        revision, head = _revisions(database)
+    except click.ClickException as exc:
+        report("✗", exc.message)
+        return 1
+    finally:
+        database.dispose()
+    if revision == head:
+        report("✓", f"database {shown}: reachable, schema revision {revision} (head)")
+    elif revision is None:
+        report("!", f"database {shown}: reachable but empty; run `tongban db upgrade` (head is {head})")
+    else:
+        report("!", f"database {shown}: schema revision {revision}, head is {head}; run `tongban db upgrade`")
+    return 0
+
+
+def _year_ranges(years: list[int]) -> str:
+    if not years:
+        return "no year"
+    parts: list[str] = []
+    start = previous = years[0]
+    for year in [*years[1:], None]:
+        if year is not None and year == previous + 1:
+            previous = year
+            continue
+        parts.append(f"{start}–{previous}" if previous != start else str(start))
+        if year is not None:
+            start = previous = year
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------------
+# tongban simulate
+
+STATE_LABELS = {
+    "completed": "办结",
+    "rejected": "不予许可",
+    "not_accepted": "不予受理",
+    "withdrawn": "撤回",
+    "in_progress": "办理中",
+    "suspended": "暂停计时",
+    "accepted": "已受理",
+    "submitted": "待受理",
+    "approved": "准予许可",
+    "partly_approved": "部分许可",
+}
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--cases", type=click.IntRange(min=1), required=True, help="how many cases to run to the end")
+@click.option("--seed", type=int, default=0, show_default=True, help="same seed, same cases, same counts")
+@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True, help="cases in flight")
+@url_option
+@_calendar_option
+def simulate(file: Path, cases: int, seed: int, concurrency: int, url: str | None, calendar_file: Path | None) -> None:
+    """Run cases of a definition to the end with simulated staff, and print the figures.
+
+    Publishes FILE (and its departments.yaml) into a scratch SQLite file (or --url), registers staff in
+    every department, then accepts, claims, signs, approves — now and then rejects or returns for
+    补正 — on a clock that moves in working time.
+    """
+    from .engine.simulate import DefinitionRefused, SimulationStuck
+    from .engine.simulate import simulate as run
+
+    calendar, _ = _load_calendar(calendar_file or _beside(file, "calendar.yaml"))
+    try:
+        report = run(file, cases, seed, url, calendar=calendar, concurrency=concurrency)
+    except DefinitionRefused as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise click.ClickException(f"{file} is not a valid definition; nothing was simulated") from None
+    except SimulationStuck as exc:
+        raise click.ClickException(f"simulation stuck: {exc}") from None
+    for line in report.lines(labels=STATE_LABELS):
+        click.echo(line)
+
+
+def _beside(file: Path, name: str) -> Path | None:
+    candidate = file.parent / name
+    return candidate if candidate.is_file() else None
 
 
 if __name__ == "__main__":

@@ -147,6 +147,11 @@ class Material(_Spec):
 class Limits(_Spec):
     promised: LimitField | None = Field(None, description="承诺时限, the SLA that is monitored")
     statutory: LimitField | None = Field(None, description="法定时限, the legal cap")
+    extension: LimitField | None = Field(
+        None,
+        description="延长审批 allowance beyond the statutory limit (Art. 42: 10d; joint handling: 15d). "
+        "Default: 15d when more than one department takes part, else 10d",
+    )
     warning: float = Field(
         0.25, gt=0, lt=1, description="share of the limit left at which the SLA turns yellow (warning)"
     )

@@ -7,11 +7,13 @@ the case, the history rows, alerts and notifications together, or nothing at all
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, insert, select, update
@@ -23,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from ..calendar import TZ, BusinessCalendar
 from ..definition.limits import Limit, LimitSyntaxError
 from ..definition.model import Definition, Step
+from ..store import prepared
 from ..store.models import (
     Alert,
     Case,
@@ -40,6 +43,7 @@ from ..store.models import (
     Urge,
     User,
 )
+from ..store.prepared import Statements
 from . import dag
 from .errors import Conflict, InvalidData, NotAllowed, NotFound
 from .forms import check_form, check_materials, missing_materials
@@ -69,6 +73,65 @@ _tasks = Task.__table__
 _events = Event.__table__
 
 
+def _insert_all(table: Any) -> Any:
+    """INSERT of every column but the generated id, with a bind parameter named after each column."""
+    return insert(table).values({c.name: bindparam(c.name) for c in table.columns if c.name != "id"})
+
+
+# The hot path's statements, compiled once per dialect and run on the driver cursor (prepared.py).
+_SQL = Statements(
+    {
+        "lock_case": select(_cases).where(_cases.c.id == bindparam("case_id")).with_for_update(),
+        "lock_case_of_task": select(
+            _cases,
+            exists()
+            .where(Membership.user_id == bindparam("actor"), Membership.department == _tasks.c.department)
+            .label("actor_is_member"),
+        )
+        .join(_tasks, _tasks.c.case_id == _cases.c.id)
+        .where(_tasks.c.id == bindparam("task_id"))
+        .with_for_update(of=_cases),
+        "case_tasks": select(_tasks).where(_tasks.c.case_id == bindparam("case_id")).order_by(_tasks.c.id),
+        "insert_events": _insert_all(_events),
+        "insert_notifications": _insert_all(Notification.__table__),
+        "insert_signoffs": _insert_all(Signoff.__table__),
+        "slots": select(Signoff.__table__).where(Signoff.task_id == bindparam("task_id")).order_by(Signoff.position),
+        "sign_slot": update(Signoff.__table__)
+        .where(Signoff.id == bindparam("id"))
+        .values({c: bindparam(c) for c in ("signed_by", "signed_at", "outcome", "opinion")}),
+        "memberships": select(Membership.department, Membership.role).where(Membership.user_id == bindparam("actor")),
+        "supervisor_role": select(Department.supervisor_role).where(Department.code == bindparam("department")),
+    }
+)
+
+
+def _insert_tasks_statement(count: int) -> str:
+    """Name of the prepared multi-row INSERT of ``count`` tasks, RETURNING id and step id."""
+    name = f"insert_tasks:{count}"
+    if name not in _UPDATE_NAMES:
+        columns = [c.name for c in _tasks.columns if c.name != "id"]
+        rows = [{c: bindparam(f"{c}_{i}") for c in columns} for i in range(count)]
+        _SQL.add(name, insert(_tasks).values(rows).returning(_tasks.c.id, _tasks.c.step_id))
+        _UPDATE_NAMES.add(name)
+    return name
+
+
+def _update_statement(table: Any, columns: tuple[str, ...], *, versioned: bool) -> str:
+    """Name of the prepared UPDATE table SET <columns>, version WHERE id = :_id [AND version = :_version]."""
+    name = f"update:{table.name}:{','.join(columns)}:{versioned}"
+    if name not in _UPDATE_NAMES:
+        condition = table.c.id == bindparam("_id")
+        if versioned:
+            condition = condition & (table.c.version == bindparam("_version"))
+        values = {c: bindparam(f"v_{c}") for c in (*columns, "version")}
+        _SQL.add(name, update(table).where(condition).values(values))
+        _UPDATE_NAMES.add(name)
+    return name
+
+
+_UPDATE_NAMES: set[str] = set()
+
+
 @dataclass
 class _Tx:
     """One transition in progress: the connection, the time, and the rows to append at the end."""
@@ -78,6 +141,7 @@ class _Tx:
     events: list[dict[str, Any]] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    memberships: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
 
     def event(
         self,
@@ -159,12 +223,12 @@ class _Tx:
         """Append history, notifications and alerts: one statement each."""
         if self.events:
             rows = [{**{k: v for k, v in e.items() if k != "task"}, "task_id": _id(e["task"])} for e in self.events]
-            self.conn.execute(insert(_events), rows)
+            prepared.execute_many(self.conn, _SQL.get("insert_events", self.conn.dialect), rows)
         if self.notifications:
             rows = [
                 {**{k: v for k, v in n.items() if k != "task"}, "task_id": _id(n["task"])} for n in self.notifications
             ]
-            self.conn.execute(insert(Notification.__table__), rows)
+            prepared.execute_many(self.conn, _SQL.get("insert_notifications", self.conn.dialect), rows)
         if self.alerts:
             rows = []
             for a in self.alerts:
@@ -198,6 +262,7 @@ class Engine:
         self.rectification_limit = Limit.parse(rectification_limit)
         self.definitions = DefinitionCache()
         self._postgres = db.dialect.name == "postgresql"
+        self._local = threading.local()
 
     # ------------------------------------------------------------------------------------------
     # plumbing
@@ -207,58 +272,81 @@ class Engine:
         now = self.clock()
         if now.tzinfo is None:
             raise ValueError("the engine clock must return timezone-aware datetimes")
-        with self.db.begin() as conn:
-            tx = _Tx(conn, now)
-            yield tx
-            tx.flush()
+        conn = self._connection()
+        try:
+            with conn.begin():
+                tx = _Tx(conn, now)
+                yield tx
+                tx.flush()
+        except BaseException:
+            if conn.invalidated or conn.closed:
+                self._local.__dict__.pop("connection", None)
+            raise
+
+    def _connection(self) -> Connection:
+        """This thread's connection, kept open: checking one out of the pool per transition costs more
+        than the transition's own statements on SQLite."""
+        conn = getattr(self._local, "connection", None)
+        if conn is None or conn.closed:
+            conn = self._local.connection = self.db.connect()
+        return conn
+
+    def close(self) -> None:
+        """Return this thread's connection to the pool."""
+        conn = self._local.__dict__.pop("connection", None)
+        if conn is not None:
+            conn.close()
+
+    def _sql(self, name: str) -> prepared.Prepared:
+        return _SQL.get(name, self.db.dialect)
 
     def _lock_case(self, tx: _Tx, case_id: int) -> dict[str, Any]:
-        row = tx.conn.execute(select(_cases).where(_cases.c.id == case_id).with_for_update()).mappings().first()
-        if row is None:
+        rows = prepared.fetch(tx.conn, self._sql("lock_case"), {"case_id": case_id})
+        if not rows:
             raise NotFound(f"case {case_id} does not exist")
-        return dict(row)
+        self._locked_now(tx)
+        return rows[0]
+
+    def _locked_now(self, tx: _Tx) -> None:
+        """A transition happens when it holds its case's lock: read the clock again once it has it, so
+        a transition that waited is not stamped before the one it waited for (a join's ready_at before
+        its last predecessor's completed_at)."""
+        now = self.clock()
+        if now > tx.now:
+            tx.now = now
 
     def _lock_case_of_task(self, tx: _Tx, task_id: int, actor: str) -> tuple[dict[str, Any], bool]:
         """The task's case (locked) and whether the actor belongs to the task's department."""
-        member = (
-            exists()
-            .where(Membership.user_id == actor, Membership.department == _tasks.c.department)
-            .label("actor_is_member")
-        )
-        row = (
-            tx.conn.execute(
-                select(_cases, member)
-                .join(_tasks, _tasks.c.case_id == _cases.c.id)
-                .where(_tasks.c.id == task_id)
-                .with_for_update(of=_cases)
-            )
-            .mappings()
-            .first()
-        )
-        if row is None:
+        rows = prepared.fetch(tx.conn, self._sql("lock_case_of_task"), {"task_id": task_id, "actor": actor})
+        if not rows:
             raise NotFound(f"task {task_id} does not exist")
-        case = dict(row)
+        self._locked_now(tx)
+        case = rows[0]
         return case, bool(case.pop("actor_is_member"))
 
     def _case_tasks(self, tx: _Tx, case_id: int) -> list[dict[str, Any]]:
-        rows = tx.conn.execute(select(_tasks).where(_tasks.c.case_id == case_id).order_by(_tasks.c.id)).mappings()
-        return [dict(r) for r in rows]
+        return prepared.fetch(tx.conn, self._sql("case_tasks"), {"case_id": case_id})
 
     def _definition(self, tx: _Tx, case: dict[str, Any]) -> Definition:
         return self.definitions.get(tx.conn, case["definition_key"], case["definition_version"])
 
     def _is_member(self, tx: _Tx, actor: str, department: str, role: str | None = None) -> bool:
-        query = select(Membership.user_id).where(Membership.user_id == actor, Membership.department == department)
-        if role is not None:
-            query = query.where(Membership.role == role)
-        return tx.conn.execute(query.limit(1)).first() is not None
+        """Membership from one read of the actor's roles per transition (a survey checks several)."""
+        roles = tx.memberships.get(actor)
+        if roles is None:
+            rows = prepared.fetch(tx.conn, self._sql("memberships"), {"actor": actor})
+            roles = tx.memberships[actor] = {(r["department"], r["role"]) for r in rows}
+        if role is None:
+            return any(d == department for d, _ in roles)
+        return (department, role) in roles
 
     def _require_member(self, tx: _Tx, actor: str, department: str, what: str) -> None:
         if not self._is_member(tx, actor, department):
             raise NotAllowed(f"{actor} is not a member of department {department}, so may not {what}")
 
     def _supervisor_role(self, tx: _Tx, department: str) -> str | None:
-        return tx.conn.execute(select(Department.supervisor_role).where(Department.code == department)).scalar()
+        rows = prepared.fetch(tx.conn, self._sql("supervisor_role"), {"department": department})
+        return rows[0]["supervisor_role"] if rows else None
 
     def _deadline(self, start: datetime, limit: Limit | None, warning: float) -> tuple[Any, Any, bool]:
         """(due_at, warn_at, provisional) for a limit counted from start on the business calendar."""
@@ -271,12 +359,10 @@ class Engine:
 
     def _update_task(self, tx: _Tx, task: dict[str, Any], **values: Any) -> None:
         """Write a task with an optimistic version check (the case lock makes a miss a real conflict)."""
-        result = tx.conn.execute(
-            update(_tasks)
-            .where(_tasks.c.id == task["id"], _tasks.c.version == task["version"])
-            .values(**values, version=task["version"] + 1)
-        )
-        if result.rowcount != 1:
+        params = {f"v_{k}": v for k, v in values.items()}
+        params.update(_id=task["id"], _version=task["version"], v_version=task["version"] + 1)
+        statement = self._sql(_update_statement(_tasks, tuple(sorted(values)), versioned=True))
+        if prepared.execute(tx.conn, statement, params) != 1:
             raise Conflict(f"task {task['id']} was changed by someone else; reload it and try again")
         task.update(values, version=task["version"] + 1)
 
@@ -284,20 +370,17 @@ class Engine:
         """Several task writes as one executemany statement, grouped by the columns they set."""
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for task, values in changes:
+            params = {f"v_{k}": v for k, v in values.items()}
+            params.update(_id=task["id"], v_version=task["version"] + 1)
+            groups.setdefault(tuple(sorted(values)), []).append(params)
             task.update(values, version=task["version"] + 1)
-            groups.setdefault(tuple(sorted(values)), []).append(
-                {"_id": task["id"], **{f"v_{k}": v for k, v in values.items()}, "v_version": task["version"]}
-            )
         for columns, rows in groups.items():
-            statement = (
-                update(_tasks)
-                .where(_tasks.c.id == bindparam("_id"))
-                .values({c: bindparam(f"v_{c}") for c in (*columns, "version")})
-            )
-            tx.conn.execute(statement, rows)
+            prepared.execute_many(tx.conn, self._sql(_update_statement(_tasks, columns, versioned=False)), rows)
 
     def _update_case(self, tx: _Tx, case: dict[str, Any], **values: Any) -> None:
-        tx.conn.execute(update(_cases).where(_cases.c.id == case["id"]).values(**values, version=case["version"] + 1))
+        params = {f"v_{k}": v for k, v in values.items()}
+        params.update(_id=case["id"], v_version=case["version"] + 1)
+        prepared.execute(tx.conn, self._sql(_update_statement(_cases, tuple(sorted(values)), versioned=False)), params)
         case.update(values, version=case["version"] + 1)
 
     def _set_case_state(self, tx: _Tx, case: dict[str, Any], rule_name: str, actor: str | None, **values: Any) -> None:
@@ -356,10 +439,12 @@ class Engine:
         """One INSERT … RETURNING for all new tasks (ids land in the dicts), one for their sign-off slots."""
         if not rows:
             return
-        clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-        ids = tx.conn.execute(insert(_tasks).returning(_tasks.c.id, sort_by_parameter_order=True), clean).scalars()
-        for row, new_id in zip(rows, ids, strict=True):
-            row["id"] = new_id
+        params = {f"{k}_{i}": v for i, r in enumerate(rows) for k, v in r.items() if not k.startswith("_")}
+        returned = prepared.fetch(tx.conn, self._sql(_insert_tasks_statement(len(rows))), params)
+        # one step appears once per insert; match by step id (RETURNING order is not promised)
+        ids = {r["step_id"]: r["id"] for r in returned}
+        for row in rows:
+            row["id"] = ids[row["step_id"]]
         slots = [
             {
                 "task_id": r["id"],
@@ -375,7 +460,7 @@ class Engine:
             for i, (kind, party) in enumerate(r.get("_slots", []))
         ]
         if slots:
-            tx.conn.execute(insert(Signoff.__table__), slots)
+            prepared.execute_many(tx.conn, self._sql("insert_signoffs"), slots)
 
     def _progress(
         self, tx: _Tx, case: dict[str, Any], definition: Definition, tasks: list[dict[str, Any]], created_by: int | None
@@ -391,11 +476,14 @@ class Engine:
             for move in moves:
                 step = definition.steps_by_id[move.step_id]
                 row = self._new_task(case, definition, step, move.state, tx.now, created_by)
+                row["_reason"] = move.reason
                 if move.state == "ready" and step.kind == "auto" and self.auto_inline:
                     self._decide_auto(case, definition, step, row, form, tx.now)
                 elif move.state == "ready" and step.kind == "notify":
                     self._send_notice(tx, case, step, row)
                 new_rows.append(row)
+            if any(_stops_case(definition, r) for r in new_rows):
+                break  # an auto refusal ends the case: release nothing after it
         if form != case["form"]:
             case["form"] = form
             case["_form_changed"] = True
@@ -416,7 +504,7 @@ class Engine:
                 task=row,
                 to_state=row["state"],
                 actor=SYSTEM if row["kind"] == "auto" and row["state"] == "completed" else None,
-                data={"outcome": row["outcome"]} if row["outcome"] else None,
+                data=_moved_data(row),
             )
             if row["state"] == "ready":
                 tx.notify(
@@ -497,7 +585,7 @@ class Engine:
         if case.pop("_form_changed", False):
             values["form"] = case["form"]
         if case["state"] == "accepted":  # an all-automatic case never had a department start work
-            case["state"] = "in_progress"
+            self._set_case_state(tx, case, "start_work", SYSTEM)  # recorded, so the history replays
         self._set_case_state(tx, case, "complete", SYSTEM, **values)
         tx.notify(
             "case_completed", f"您的办件 {case['number']} 已办结", case_id=case["id"], user=case["applicant"].get("id")
@@ -812,6 +900,8 @@ class Engine:
             case = self._lock_case(tx, case_id)
             if case["applicant"].get("id") != applicant_id:
                 raise NotAllowed("only the applicant may supply materials for this case")
+            if case["state"] in CASE_FINAL:
+                raise NotAllowed(f"case {case['number']} is {case['state']}; it takes no more materials")
             definition = self._definition(tx, case)
             supplied = check_materials(definition, list(materials))
             open_notice = tx.conn.execute(
@@ -869,6 +959,8 @@ class Engine:
             if not member:
                 raise NotAllowed(f"{actor} is not a member of department {task['department']}, so may not claim it")
             TASK_RULES["claim"].check(task["state"], f"task {task_id}")
+            if task["step_id"] != RECTIFICATION_STEP and task["kind"] != "acceptance":
+                CASE_RULES["work"].check(case["state"], f"case {case['number']}")
             self._update_task(tx, task, state="claimed", assignee=actor, claimed_at=tx.now)
             tx.event(case["id"], "claimed", task=task, actor=actor, from_state="ready", to_state="claimed")
             self._start_work(tx, case, task, actor)
@@ -991,8 +1083,7 @@ class Engine:
         return dict(row)
 
     def _slots(self, tx: _Tx, task_id: int) -> list[Any]:
-        query = select(Signoff.__table__).where(Signoff.task_id == task_id).order_by(Signoff.position)
-        return list(tx.conn.execute(query).all())
+        return [SimpleNamespace(**row) for row in prepared.fetch(tx.conn, self._sql("slots"), {"task_id": task_id})]
 
     @staticmethod
     def _require_assignee(task: dict[str, Any], actor: str, what: str) -> None:
@@ -1037,16 +1128,16 @@ class Engine:
             if task["step_id"] == RECTIFICATION_STEP:
                 self._complete_rectification(tx, case, task, actor, member, opinion)
                 return
-            CASE_RULES["work"].check(case["state"], f"case {case['number']}")
             if task["kind"] == "acceptance":
                 raise NotAllowed("the acceptance step is worked with accept_case, refuse_case or request_supplement")
+            CASE_RULES["work"].check(case["state"], f"case {case['number']}")
             definition = self._definition(tx, case)
             step = definition.steps_by_id[task["step_id"]]
             if task["waiting"] == "applicant":
                 raise NotAllowed(f"task {task_id} waits for the applicant's 补正 materials")
             if form_updates:
                 self._edit_form(tx, case, definition, step, form_updates)
-            if task["signoffs_open"] > 0:
+            if task["signoffs_open"] > 0 and outcome != "return":  # 补正 is the assignee's, not a signature
                 verdict = self._sign(tx, case, task, step, actor, outcome, opinion, member)
                 if verdict == "more":
                     self._save_case_form(tx, case)
@@ -1095,6 +1186,7 @@ class Engine:
             self._start_work(tx, case, task, actor)
             if task["state"] == "ready":
                 self._update_task(tx, task, state="claimed", assignee=actor, claimed_at=tx.now)
+                tx.event(case["id"], "claimed", task=task, actor=actor, from_state="ready", to_state="claimed")
             self._open_supplement(tx, case, definition, task, actor, missing, opinion, before_acceptance=False)
             self._suspend(tx, case, tasks, actor, "supplement", opinion, None)
             return
@@ -1137,6 +1229,7 @@ class Engine:
             completed_by=actor,
             assignee=task["assignee"] or actor,
             claimed_at=task["claimed_at"] or tx.now,
+            **task.pop("_also", {}),
         )
         tx.event(
             case["id"],
@@ -1160,12 +1253,9 @@ class Engine:
             return "none"
         if outcome == "return":
             raise NotAllowed("a signature approves or rejects; to ask for 补正 the task's assignee returns it")
-        tx.conn.execute(
-            update(Signoff.__table__)
-            .where(Signoff.id == slot.id)
-            .values(signed_by=actor, signed_at=tx.now, outcome=outcome, opinion=opinion)
-        )
-        left = 0 if (getattr(step, "sign", None) == "any" and slot.kind == "role") else task["signoffs_open"] - 1
+        values = {"id": slot.id, "signed_by": actor, "signed_at": tx.now, "outcome": outcome, "opinion": opinion}
+        prepared.execute(tx.conn, self._sql("sign_slot"), values)
+        left = task["signoffs_open"] - 1  # 或签 counts its role slots as one (see _open_count)
         tx.event(
             case["id"],
             "signed",
@@ -1174,12 +1264,12 @@ class Engine:
             data={"slot": slot.kind, "party": slot.party, "outcome": outcome, "opinion": opinion},
         )
         self._start_work(tx, case, task, actor)
-        if outcome == "reject":
-            self._update_task(tx, task, signoffs_open=left)
-            return "decided"  # a refusal by any signer decides the task
-        self._update_task(tx, task, signoffs_open=left)
         base_kinds = {s.kind for s in slots} - {"user"}
-        return "decided" if left == 0 and base_kinds else "more"
+        if outcome == "reject" or (left == 0 and base_kinds):
+            task["_also"] = {"signoffs_open": left}  # written with the completion, in the same UPDATE
+            return "decided"  # a refusal by any signer, or the last signature, decides the task
+        self._update_task(tx, task, signoffs_open=left)
+        return "more"
 
     def _slot_for(
         self, tx: _Tx, task: dict, step: Step, open_slots: list, slots: list, actor: str, member: bool
@@ -1208,6 +1298,8 @@ class Engine:
                 f"({', '.join(s.party for s in departments)}); signed: {', '.join(signed) or 'none'}"
             )
         roles = [s for s in open_slots if s.kind == "role"]
+        if getattr(step, "sign", None) == "any" and any(s.kind == "role" and s.signed_at for s in slots):
+            roles = []  # 或签: one countersignature was enough
         if roles:
             for slot in roles:
                 if self._is_member(tx, actor, task["department"], slot.party):
@@ -1215,11 +1307,11 @@ class Engine:
             raise NotAllowed(
                 f"{actor} holds none of the countersign roles still to sign ({', '.join(s.party for s in roles)})"
             )
-        if open_slots:  # only added signers (加签) left, and the actor is not one of them
+        added = [s for s in open_slots if s.kind == "user"]
+        if added:  # only added signers (加签) left, and the actor is not one of them
             if task["assignee"] == actor:
-                raise NotAllowed(
-                    f"task {task['id']} waits for 加签 signatures from {', '.join(s.party for s in open_slots)}"
-                )
+                waiting_for = ", ".join(s.party for s in added)
+                raise NotAllowed(f"task {task['id']} waits for 加签 signatures from {waiting_for}")
             raise NotAllowed(f"{actor} has no signature to give on task {task['id']}")
         return None
 
@@ -1265,8 +1357,15 @@ class Engine:
                     f"({', '.join(sorted(ancestors - {definition.entry.id}))})"
                 )
             target_task = latest.get(target)
-            if target_task is None or target_task["state"] != "completed":
+            if target_task is None or target_task["state"] != "completed" or target_task["superseded"]:
                 raise NotAllowed(f"step {target} has not been completed in this case; nothing to send back to")
+            redoing = [
+                b
+                for b in definition.steps_by_id[target].after
+                if b not in latest or latest[b]["superseded"] or latest[b]["state"] not in ("completed", "skipped")
+            ]
+            if redoing:  # an earlier 退回 reopened them: the target would run ahead of its predecessors
+                raise NotAllowed(f"cannot send back to {target} while {', '.join(redoing)} are redone")
             redo = set(dag.between(definition, target, task["step_id"])) | {task["step_id"], target}
             changes = []
             for step_id in redo:
@@ -1331,6 +1430,7 @@ class Engine:
             case, _ = self._lock_case_of_task(tx, task_id, actor)
             if case["state"] in CASE_FINAL:
                 raise NotAllowed(f"case {case['number']} is {case['state']}; a closed case cannot be taken back")
+            CASE_RULES["work"].check(case["state"], f"case {case['number']}")  # not while the clock is stopped
             tasks = self._case_tasks(tx, case["id"])
             task = next(t for t in tasks if t["id"] == task_id)
             TASK_RULES["take_back"].check(task["state"], f"task {task_id}")
@@ -1338,12 +1438,27 @@ class Engine:
                 raise NotAllowed(f"only {task['completed_by']}, who completed task {task_id}, may take it back")
             if task["superseded"] or task["kind"] == "acceptance":
                 raise NotAllowed(f"task {task_id} can no longer be taken back")
-            made = [t for t in tasks if t["created_by_task"] == task_id and not t["superseded"]]
+            definition = self._definition(tx, case)
+            newest = _latest(tasks)
+            redoing = [
+                b
+                for b in definition.steps_by_id[task["step_id"]].after
+                if b not in newest or newest[b]["superseded"] or newest[b]["state"] not in ("completed", "skipped")
+            ]
+            if redoing:  # after a 退回, reopening this step now would run it ahead of its predecessors
+                raise NotAllowed(f"task {task_id} cannot be taken back while {', '.join(redoing)} are redone")
+            # the live tasks of every later step: a join made ready by another branch counts too
+            later = dag._descendants(definition, task["step_id"])
+            made = [
+                t for t in tasks if not t["superseded"] and (t["created_by_task"] == task_id or t["step_id"] in later)
+            ]
             touched = [t for t in made if t["state"] not in ("ready", "skipped") or t["assignee"] is not None]
             if touched:
                 names = ", ".join(f"{t['name']} ({t['state']})" for t in touched)
                 raise NotAllowed(f"too late to take back: the next steps have started: {names}")
-            if any(t["state"] == "ready" and t["signoffs_open"] != len(_slots_of(t)) for t in made):
+            waiting = [t["id"] for t in made if t["state"] == "ready"]
+            signed = select(Signoff.id).where(Signoff.task_id.in_(waiting), Signoff.signed_at.is_not(None))
+            if waiting and tx.conn.execute(signed.limit(1)).first():
                 raise NotAllowed("too late to take back: a next step already has signatures")
             changes = [
                 (t, {"state": "cancelled" if t["state"] == "ready" else t["state"], "superseded": True}) for t in made
@@ -1360,7 +1475,6 @@ class Engine:
                     data={"why": "take_back"},
                 )
             self._update_tasks(tx, changes)
-            definition = self._definition(tx, case)
             step = definition.steps_by_id[task["step_id"]]
             row = self._new_task(case, definition, step, "ready", tx.now, None)
             row.update(state="claimed", assignee=actor, claimed_at=tx.now)
@@ -1484,7 +1598,7 @@ class Engine:
             statutory, promised = definition.limits.statutory, definition.limits.promised
             if statutory is None or promised is None or case["due_at"] is None:
                 raise NotAllowed(f"{definition.key} has no statutory limit, so there is no legal extension to grant")
-            allowance = Limit(15 if statutory.working_hours > 20 * 8 else 10, "d")  # Art. 42: +10 WD; joint: +15 WD
+            allowance = definition.limits.extension or Limit(15 if len(definition.departments) > 1 else 10, "d")
             granted = [
                 Limit.parse(a)
                 for a in tx.conn.execute(select(Extension.amount).where(Extension.case_id == case_id)).scalars()
@@ -1497,7 +1611,7 @@ class Engine:
                     f"(行政许可法 Art. 42); already granted: {', '.join(map(str, granted)) or 'none'}"
                 )
             due = self.calendar.add(case["due_at"], limit.amount, limit.unit)
-            warn = self.calendar.add(case["warn_at"], limit.amount, limit.unit)
+            moved = self.calendar.working_time_between(case["due_at"], due.at)  # the warning keeps its lead
             tx.conn.execute(
                 insert(Extension.__table__),
                 {"case_id": case_id, "amount": str(limit), "approver": approver, "reason": reason, "at": tx.now},
@@ -1507,7 +1621,7 @@ class Engine:
                 tx,
                 case,
                 due_at=due.at,
-                warn_at=warn.at,
+                warn_at=self._push(case["warn_at"], moved),
                 sla_state=sla,
                 provisional=case["provisional"] or due.provisional,
             )
@@ -1760,9 +1874,29 @@ class Engine:
                     user=task["assignee"],
                     department=None if task["assignee"] else task["department"],
                 )
-            else:
-                tx.notify(level, f"{label}：{case['number']}：{message}", case_id=case["id"])
+            else:  # a case: whoever holds its open work is told (the assignee, else the department queue)
+                holders = [t for t in self._case_tasks(tx, case["id"]) if t["state"] in TASK_OPEN]
+                for held in holders:
+                    tx.notify(
+                        level,
+                        f"{label}：{case['number']} {held['name']}：{message}",
+                        case_id=case["id"],
+                        task=held,
+                        user=held["assignee"],
+                        department=None if held["assignee"] else held["department"],
+                    )
+                if not holders:
+                    tx.notify(level, f"{label}：{case['number']}：{message}", case_id=case["id"])
             return urge_id
+
+    def sweep(self, now: datetime | None = None) -> Any:
+        """The SLA sweep (黄牌/红牌 alerts, owner notifications, escalation) at ``now`` (default: the clock).
+
+        One set-based transaction; returns ``sla.SweepResult``. See ``orchestrator/engine/sla.py``.
+        """
+        from .sla import sweep
+
+        return sweep(self.db, now or self.clock())
 
     def run_auto_tasks(self, limit: int = 100) -> int:
         """The in-process runner for `auto` steps left for workers (auto_inline=False). Returns how many ran.
@@ -1777,7 +1911,10 @@ class Engine:
 
     def _run_next_auto(self) -> bool:
         with self._transition() as tx:
-            query = select(_tasks.c.id).where(_tasks.c.kind == "auto", _tasks.c.state == "ready")
+            open_cases = select(_cases.c.id).where(_cases.c.state.in_(("accepted", "in_progress")))
+            query = select(_tasks.c.id).where(
+                _tasks.c.kind == "auto", _tasks.c.state == "ready", _tasks.c.case_id.in_(open_cases)
+            )  # a suspended case's auto task waits for its resumption without blocking the queue
             task_id = tx.conn.execute(query.order_by(_tasks.c.id).limit(1).with_for_update(skip_locked=True)).scalar()
             if task_id is None:
                 return False
@@ -1819,11 +1956,27 @@ class Engine:
 # ----------------------------------------------------------------------------------------------
 
 
+def _moved_data(row: dict[str, Any]) -> dict[str, Any] | None:
+    """History data of a task made by the DAG: why it was skipped, or what an automatic step decided."""
+    if row["state"] == "skipped":
+        return {"reason": row.get("_reason")}
+    return {"outcome": row["outcome"]} if row["outcome"] else None
+
+
 def _parse_limit(text: str, what: str) -> Limit:
     try:
         return Limit.parse(text)
     except LimitSyntaxError as exc:
         raise InvalidData(f"{what}: {exc}") from None
+
+
+def _stops_case(definition: Definition, row: dict[str, Any]) -> bool:
+    """An inline auto step refused and its refusal stops the case (on_reject: stop)."""
+    return (
+        row["kind"] == "auto"
+        and row["outcome"] == "reject"
+        and definition.steps_by_id[row["step_id"]].on_reject == "stop"
+    )
 
 
 def _slots(step: Step) -> list[tuple[str, str]]:
@@ -1843,16 +1996,12 @@ def _open_count(step: Step, slots: list[tuple[str, str]]) -> int:
     return 1 if (step.kind == "approval" and step.sign == "any") else len(slots)
 
 
-def _slots_of(task: dict[str, Any]) -> list[Any]:
-    return task.get("_slots") or [None] * task["signoffs_open"]
-
-
 def _latest(tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The newest task of each step."""
+    """The newest task of each step (a row not inserted yet, without an id, is the newest)."""
     latest: dict[str, dict[str, Any]] = {}
     for task in tasks:
         current = latest.get(task["step_id"])
-        if current is None or task["id"] > current["id"]:
+        if current is None or "id" not in task or ("id" in current and task["id"] > current["id"]):
             latest[task["step_id"]] = task
     return latest
 

@@ -303,7 +303,7 @@ class Urge(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
     task_id: Mapped[int | None]
-    level: Mapped[str] = mapped_column(String(8))  # urge (催办) | supervise (督办)
+    level: Mapped[str] = mapped_column(String(12))  # urge (催办) | supervise (督办)
     by: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text)
     due_at: Mapped[datetime | None]

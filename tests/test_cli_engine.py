@@ -1,0 +1,253 @@
+"""The tongban commands that drive the engine: db, publish, calendar, doctor, simulate."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import date, datetime
+
+import chinese_calendar
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from orchestrator.calendar import TZ, BusinessCalendar
+from orchestrator.cli import main
+from orchestrator.engine import Engine
+from orchestrator.store import connect
+
+from .conftest import DEFINITIONS, FIXTURES
+
+
+@pytest.fixture
+def url(tmp_path):
+    return f"sqlite:///{tmp_path / 'cli.sqlite'}"
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """A copy of the test definitions that a test may edit."""
+    target = tmp_path / "defs"
+    target.mkdir()
+    for name in ("departments.yaml", "kaiban-mini.yaml"):
+        shutil.copy(FIXTURES / name, target / name)
+    return target
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def stored_versions(url: str) -> list[tuple[str, int]]:
+    db = connect(url)
+    try:
+        with db.connect() as conn:
+            rows = conn.execute(sa.text("select key, version from definition_versions order by key, version"))
+            return [tuple(r) for r in rows]
+    finally:
+        db.dispose()
+
+
+# -- tongban db ----------------------------------------------------------------------------------
+
+
+def test_db_upgrade_creates_the_schema_and_current_reports_head(url):
+    result = run("db", "current", "--url", url)
+    assert result.exit_code == 0, result.output
+    assert "empty (no schema yet); run `tongban db upgrade`" in result.output
+
+    result = run("db", "upgrade", "--url", url)
+    assert result.exit_code == 0, result.output
+    assert "schema upgraded from (empty) to revision" in result.output
+    db = connect(url)
+    tables = set(sa.inspect(db).get_table_names())
+    db.dispose()
+    assert {"definition_versions", "cases", "tasks", "signoffs", "events", "alerts", "alembic_version"} <= tables
+
+    again = run("db", "upgrade", "--url", url)
+    assert again.exit_code == 0 and "already at revision" in again.output
+    current = run("db", "current", "--url", url)
+    assert "(head, up to date)" in current.output
+
+
+def test_db_commands_refuse_a_bad_url():
+    result = run("db", "current", "--url", "nosuchdb://x")
+    assert result.exit_code == 1
+    assert "cannot use database URL nosuchdb://x" in result.output
+
+
+# -- tongban publish -----------------------------------------------------------------------------
+
+
+def test_publish_creates_the_schema_then_second_publish_is_unchanged(url, folder):
+    first = run("publish", str(folder), "--url", url)
+    assert first.exit_code == 0, first.output
+    assert "empty database, schema created" in first.output
+    assert "published kaiban-mini v1" in first.output
+
+    second = run("publish", str(folder), "--url", url)
+    assert second.exit_code == 0, second.output
+    assert "unchanged kaiban-mini v1" in second.output
+    assert "schema created" not in second.output
+    assert stored_versions(url) == [("kaiban-mini", 1)]
+
+
+def test_an_edited_definition_is_v2_and_a_running_case_stays_on_v1(url, folder):
+    assert run("publish", str(folder), "--url", url).exit_code == 0
+    db = connect(url)
+    clock = lambda: datetime(2026, 3, 2, 10, 0, tzinfo=TZ)  # noqa: E731
+    engine = Engine(db, BusinessCalendar(), clock)
+    engine.add_user("zwfw1", "窗口", [("zwfw", "handler")])
+    engine.add_user("scjg1", "市场监管", [("scjg", "handler")])
+    form = {"company_name": "甲公司", "needs_seal": True, "employees": 0}
+    old_case = engine.submit_case("kaiban-mini", {"id": "A1", "name": "张三"}, form, ["id_card", "lease"])
+    engine.accept_case(old_case, "zwfw1")
+
+    path = folder / "kaiban-mini.yaml"
+    text = path.read_text(encoding="utf-8")
+    edited = text.replace("limit: 0.5d, lead: true}", "limit: 0.5d, lead: true, review_chain: [承办, 审核]}")
+    assert edited != text
+    path.write_text(edited, encoding="utf-8")
+    result = run("publish", str(folder), "--url", url)
+    assert result.exit_code == 0, result.output
+    assert "published kaiban-mini v2" in result.output
+    assert stored_versions(url) == [("kaiban-mini", 1), ("kaiban-mini", 2)]
+
+    new_case = engine.submit_case("kaiban-mini", {"id": "A2", "name": "李四"}, form, ["id_card", "lease"])
+    engine.accept_case(new_case, "zwfw1")
+    with db.connect() as conn:
+        versions = dict(conn.execute(sa.text("select id, definition_version from cases")).all())
+        licence = dict(
+            conn.execute(sa.text("select case_id, id from tasks where step_id = 'licence' and state = 'ready'")).all()
+        )
+        signoffs = dict(
+            conn.execute(sa.text("select case_id, signoffs_open from tasks where step_id = 'licence'")).all()
+        )
+    assert versions == {old_case: 1, new_case: 2}
+    assert signoffs == {old_case: 0, new_case: 2}  # the v2 review chain does not reach the running v1 case
+    engine.complete_task(licence[old_case], "scjg1")  # one approval completes it, as in v1
+    with db.connect() as conn:
+        state = conn.execute(sa.text("select state from tasks where id = :id"), {"id": licence[old_case]}).scalar()
+    engine.close()
+    db.dispose()
+    assert state == "completed"
+
+
+def test_an_invalid_file_is_refused_and_nothing_of_it_is_stored(url, folder):
+    good = (folder / "kaiban-mini.yaml").read_text(encoding="utf-8")
+    (folder / "kaiban-mini.yaml").write_text(good.replace("department: gaj", "department: gongan"), encoding="utf-8")
+    (folder / "kaiban-other.yaml").write_text(good.replace("key: kaiban-mini", "key: kaiban-other"), encoding="utf-8")
+    result = run("publish", str(folder), "--url", url)
+    assert result.exit_code == 1
+    assert re.search(r"kaiban-mini\.yaml:\d+:\d+: step 'seal': unknown department 'gongan'", result.output)
+    assert "kaiban-mini.yaml: refused (1 problem), nothing stored" in result.output
+    assert "published kaiban-other v1" in result.output
+    assert stored_versions(url) == [("kaiban-other", 1)]
+
+
+def test_publish_says_when_there_is_nothing_to_publish(url, tmp_path):
+    result = run("publish", str(tmp_path / "missing"), "--url", url)
+    assert result.exit_code == 1
+    assert "no such file or folder" in result.output
+
+
+# -- tongban calendar ----------------------------------------------------------------------------
+
+
+def test_the_2026_national_day_schedule_is_what_the_command_relies_on():
+    off = [date(2026, 10, d) for d in range(1, 8)]
+    assert all(chinese_calendar.is_holiday(d) for d in off)
+    assert chinese_calendar.is_workday(date(2026, 9, 20))  # Sunday, make-up workday
+    assert chinese_calendar.is_workday(date(2026, 10, 10))  # Saturday, make-up workday
+
+
+def test_calendar_add_skips_national_day_and_counts_the_make_up_saturday():
+    # day 1 = Thu 10-08, 2 = Fri 10-09, 3 = Sat 10-10 (调休上班), 4 = Mon 10-12, 5 = Tue 10-13
+    result = run("calendar", "add", "2026-09-30", "5d")
+    assert result.exit_code == 0, result.output
+    assert "→ 2026-10-13 (周二) 17:00 Asia/Shanghai" in result.output
+    assert "provisional" not in result.output
+
+
+def test_calendar_add_working_hours_from_a_time_of_day():
+    result = run("calendar", "add", "2026-09-30", "4h", "--from-time", "15:00")
+    assert result.exit_code == 0, result.output
+    assert "→ 2026-10-08 (周四) 11:00" in result.output  # 2h on 09-30, then 2h after the holiday
+
+
+def test_calendar_add_into_2027_is_provisional():
+    result = run("calendar", "add", "2026-12-20", "10d")
+    assert result.exit_code == 0, result.output
+    assert "→ 2027-01-01" in result.output  # counted Mon–Fri: New Year's Day is not known to be off
+    assert "(provisional: 2027 has no official holiday data)" in result.output
+
+
+def test_calendar_between_counts_working_days_after_a_up_to_b():
+    result = run("calendar", "between", "2026-09-30", "2026-10-13")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("5 working days")
+    assert run("calendar", "between", "2026-10-01", "2026-10-07").output.startswith("0 working days")
+
+
+def test_calendar_refuses_bad_input_with_a_hint():
+    result = run("calendar", "add", "2026-02-30", "5d")
+    assert result.exit_code != 0
+    assert "write YYYY-MM-DD" in result.output
+    result = run("calendar", "add", "2026-09-30", "5 days")
+    assert result.exit_code != 0
+    assert "d = working days" in result.output
+
+
+# -- tongban doctor ------------------------------------------------------------------------------
+
+
+def test_doctor_warns_loudly_about_next_year_without_holiday_data(url):
+    assert run("db", "upgrade", "--url", url).exit_code == 0
+    result = run("doctor", "--url", url, "--today", "2026-11-30")
+    assert result.exit_code == 0, result.output
+    assert "reachable, schema revision" in result.output
+    assert "official holiday data for 2004–2026" in result.output
+    assert "WARNING: 2027 (next year) has NO official holiday data" in result.output
+    assert "flagged provisional" in result.output
+    assert "2026 (this year)" not in result.output
+
+
+def test_doctor_fails_when_the_database_cannot_be_reached():
+    result = run("doctor", "--url", "nosuchdb://x", "--today", "2026-11-30")
+    assert result.exit_code == 1
+    assert "✗ database" in result.output
+
+
+# -- tongban simulate ----------------------------------------------------------------------------
+
+
+def counts(output: str) -> list[str]:
+    """The lines of a simulate report that a seed fixes (not the wall-clock figures)."""
+    keep = ("cases", "task completions", "states", "outcomes", "deadlines", "SLA cards", "simulated time")
+    return [line for line in output.splitlines() if line.startswith(keep)]
+
+
+def test_simulate_runs_cases_to_the_end_and_is_deterministic_for_a_seed():
+    path = str(DEFINITIONS / "kaiban-qiye.yaml")
+    first = run("simulate", path, "--cases", "20", "--seed", "1")
+    assert first.exit_code == 0, first.output
+    lines = counts(first.output)
+    assert "cases            20" in lines
+    assert re.search(r"^completions/s\s+[\d.]+", first.output, re.M)
+    assert re.search(r"^wall seconds\s+[\d.]+", first.output, re.M)
+    states = dict(re.findall(r"(\w+)（[^）]+） (\d+)", next(x for x in lines if x.startswith("states"))))
+    assert sum(map(int, states.values())) == 20
+    assert set(states) <= {"completed", "rejected", "not_accepted", "withdrawn"}  # every case ended
+    assert int(states.get("completed", 0)) >= 15  # mostly approve
+    second = run("simulate", path, "--cases", "20", "--seed", "1")
+    assert counts(second.output) == lines
+
+
+def test_simulate_refuses_an_invalid_definition(tmp_path):
+    shutil.copy(FIXTURES / "departments.yaml", tmp_path)
+    text = (FIXTURES / "kaiban-mini.yaml").read_text(encoding="utf-8").replace("department: gaj", "department: x")
+    (tmp_path / "kaiban-mini.yaml").write_text(text, encoding="utf-8")
+    result = run("simulate", str(tmp_path / "kaiban-mini.yaml"), "--cases", "2")
+    assert result.exit_code == 1
+    assert "unknown department 'x'" in result.output
+    assert "nothing was simulated" in result.output
