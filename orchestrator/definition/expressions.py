@@ -7,6 +7,7 @@ collected from its syntax tree so the validator can check them against the form 
 from __future__ import annotations
 
 import ast
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,8 +70,10 @@ class Expression:
         """Evaluate against form values; a field the applicant left empty reads as None."""
         names = dict.fromkeys(self.names)
         names.update({k: v for k, v in values.items() if k in self.names})
+        evaluator = _thread_evaluator()
+        evaluator.names = {**CONSTANTS, **names}
         try:
-            return _evaluator(names).eval(self.source, previously_parsed=self._tree)
+            return evaluator.eval(self.source, previously_parsed=self._tree)
         except (FeatureNotAvailable, InvalidExpression) as exc:
             raise ExpressionError(f"expression {self.source!r}: {exc}") from None
 
@@ -81,6 +84,17 @@ _ALLOWED_NODES = (
     ast.Compare, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn, ast.Is, ast.IsNot,
     ast.IfExp, ast.Call, ast.Name, ast.Load, ast.Constant, ast.List, ast.Tuple, ast.Set,
 )  # fmt: skip
+
+
+_LOCAL = threading.local()
+
+
+def _thread_evaluator() -> EvalWithCompoundTypes:
+    """One evaluator per thread, reused: building one costs more than evaluating a condition."""
+    evaluator = getattr(_LOCAL, "evaluator", None)
+    if evaluator is None:
+        evaluator = _LOCAL.evaluator = _evaluator({})
+    return evaluator
 
 
 def _evaluator(names: dict[str, Any]) -> EvalWithCompoundTypes:

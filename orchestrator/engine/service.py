@@ -75,7 +75,7 @@ _events = Event.__table__
 
 def _insert_all(table: Any) -> Any:
     """INSERT of every column but the generated id, with a bind parameter named after each column."""
-    return insert(table).values({c.name: bindparam(c.name) for c in table.columns if c.name != "id"})
+    return insert(table).values({c.name: bindparam(c.name, type_=c.type) for c in table.columns if c.name != "id"})
 
 
 # The hot path's statements, compiled once per dialect and run on the driver cursor (prepared.py).
@@ -98,7 +98,12 @@ _SQL = Statements(
         "slots": select(Signoff.__table__).where(Signoff.task_id == bindparam("task_id")).order_by(Signoff.position),
         "sign_slot": update(Signoff.__table__)
         .where(Signoff.id == bindparam("id"))
-        .values({c: bindparam(c) for c in ("signed_by", "signed_at", "outcome", "opinion")}),
+        .values(
+            {
+                c: bindparam(c, type_=Signoff.__table__.c[c].type)
+                for c in ("signed_by", "signed_at", "outcome", "opinion")
+            }
+        ),
         "memberships": select(Membership.department, Membership.role).where(Membership.user_id == bindparam("actor")),
         "supervisor_role": select(Department.supervisor_role).where(Department.code == bindparam("department")),
     }
@@ -110,7 +115,8 @@ def _insert_tasks_statement(count: int) -> str:
     name = f"insert_tasks:{count}"
     if name not in _UPDATE_NAMES:
         columns = [c.name for c in _tasks.columns if c.name != "id"]
-        rows = [{c: bindparam(f"{c}_{i}") for c in columns} for i in range(count)]
+        # explicit types: only the first row of a multi-row VALUES takes the column types by itself
+        rows = [{c: bindparam(f"{c}_{i}", type_=_tasks.c[c].type) for c in columns} for i in range(count)]
         _SQL.add(name, insert(_tasks).values(rows).returning(_tasks.c.id, _tasks.c.step_id))
         _UPDATE_NAMES.add(name)
     return name
@@ -123,7 +129,7 @@ def _update_statement(table: Any, columns: tuple[str, ...], *, versioned: bool) 
         condition = table.c.id == bindparam("_id")
         if versioned:
             condition = condition & (table.c.version == bindparam("_version"))
-        values = {c: bindparam(f"v_{c}") for c in (*columns, "version")}
+        values = {c: bindparam(f"v_{c}", type_=table.c[c].type) for c in (*columns, "version")}
         _SQL.add(name, update(table).where(condition).values(values))
         _UPDATE_NAMES.add(name)
     return name
@@ -263,6 +269,7 @@ class Engine:
         self.definitions = DefinitionCache()
         self._postgres = db.dialect.name == "postgresql"
         self._local = threading.local()
+        self._deadlines: dict[tuple[datetime, Limit, float], tuple[Any, Any, bool]] = {}
 
     # ------------------------------------------------------------------------------------------
     # plumbing
@@ -352,10 +359,16 @@ class Engine:
         """(due_at, warn_at, provisional) for a limit counted from start on the business calendar."""
         if limit is None:
             return None, None, False
-        due = self.calendar.add(start, limit.amount, limit.unit)
-        total = self.calendar.working_time_between(start, due.at)
-        warn = self.calendar.add_working_time(start, total * (1 - warning))
-        return due.at, warn.at, due.provisional or warn.provisional
+        key = (start, limit, warning)
+        found = self._deadlines.get(key)
+        if found is None:  # parallel branches made in one transition usually share start and limit
+            due = self.calendar.add(start, limit.amount, limit.unit)
+            total = self.calendar.working_time_between(start, due.at)
+            warn = self.calendar.add_working_time(start, total * (1 - warning))
+            if len(self._deadlines) > 4096:
+                self._deadlines.clear()
+            found = self._deadlines[key] = (due.at, warn.at, due.provisional or warn.provisional)
+        return found
 
     def _update_task(self, tx: _Tx, task: dict[str, Any], **values: Any) -> None:
         """Write a task with an optimistic version check (the case lock makes a miss a real conflict)."""

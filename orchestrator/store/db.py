@@ -50,7 +50,7 @@ def _sqlite_setup(engine: Engine) -> None:
         # IMMEDIATE takes the write lock up front, so two writers serialize instead of failing
         # with "database is locked" when the first read is upgraded to a write.
         mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        connection.connection.driver_connection.execute(f"BEGIN {mode}")  # type: ignore[union-attr]
 
 
 @contextmanager

@@ -37,23 +37,43 @@ Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INT
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) as on PostgreSQL."""
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) as on PostgreSQL.
+
+    On SQLite the text is the format SQLAlchemy uses (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC), written and
+    read directly: this runs for every timestamp of every transition.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: the engine stores aware datetimes only")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+    def bind_processor(self, dialect: Dialect) -> Any:
+        sqlite = dialect.name == "sqlite"
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        def process(value: datetime | None) -> Any:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError(f"naive datetime {value!r}: the engine stores aware datetimes only")
+            value = value.astimezone(UTC)
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite else value
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name == "sqlite":
+            parse = datetime.fromisoformat
+
+            def from_text(value: Any) -> datetime | None:
+                return None if value is None else parse(value).replace(tzinfo=UTC)
+
+            return from_text
+
+        def normalize(value: datetime | None) -> datetime | None:
+            if value is None:
+                return None
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+        return normalize
 
 
 Timestamp = UTCDateTime()

@@ -29,21 +29,20 @@ class Prepared:
         self.columns = [column[0] for column in columns]
         self.result_processors = [column[3]._cached_result_processor(dialect, None) for column in columns]
         self.has_defaults = {n: compiled.binds[n].value for n in names if compiled.binds[n].value is not None}
+        self._plan = [(name, self.bind_processors[name]) for name in names]
 
     def params(self, values: Mapping[str, Any]) -> Any:
-        processors = self.bind_processors
+        plan, defaults = self._plan, self.has_defaults
         if self.positional:
             out = []
-            for name in self.names:
-                value = values[name] if name in values else self.has_defaults.get(name)
-                processor = processors[name]
-                out.append(processor(value) if processor is not None and value is not None else value)
-            return tuple(out)
+            for name, processor in plan:
+                value = values[name] if name in values else defaults.get(name)
+                out.append(value if processor is None or value is None else processor(value))
+            return out
         result = {}
-        for name in self.names:
-            value = values[name] if name in values else self.has_defaults.get(name)
-            processor = processors[name]
-            result[name] = processor(value) if processor is not None and value is not None else value
+        for name, processor in plan:
+            value = values[name] if name in values else defaults.get(name)
+            result[name] = value if processor is None or value is None else processor(value)
         return result
 
     def rows(self, cursor: Any) -> list[dict[str, Any]]:

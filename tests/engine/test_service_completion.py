@@ -15,6 +15,7 @@ from .helpers import (
     accepted_kaiban,
     add_countersigners,
     alerts,
+    at,
     case_row,
     edges,
     events,
@@ -370,3 +371,18 @@ def test_the_history_records_every_transition_and_every_edge_taken(engine):
     assert all(e["at"] is not None for e in history)
     ids = [e["id"] for e in history]
     assert ids == sorted(ids)  # append-only, in order
+
+
+def test_parallel_branches_made_together_get_the_same_correct_deadlines(engine, clock):
+    """Every task of a fork is stored with its own working-time due and warning times (in UTC on SQLite)."""
+    case_id = accepted_kaiban(engine)  # accepted Mon 03-02 10:00
+    clock.advance(minutes=30)
+    engine.complete_task(open_tasks(engine, case_id)["licence"], "scjg1")
+    branches = [t for t in tasks_of(engine, case_id) if t["step_id"] in ("seal", "invoice", "social")]
+    assert len(branches) == 3
+    for task in branches:  # 2h limit, warning at 25% left: due 12:30, yellow from 12:00, Shanghai time
+        assert (task["ready_at"], task["due_at"], task["warn_at"]) == (at(2, 10, 30), at(2, 12, 30), at(2, 12, 0))
+    with engine.db.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT due_at FROM tasks WHERE step_id IN ('seal', 'invoice', 'social')")
+        raw = {str(value) for (value,) in stored}
+    assert len(raw) == 1  # one stored representation for one instant
