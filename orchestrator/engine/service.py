@@ -972,6 +972,8 @@ class Engine:
             if not member:
                 raise NotAllowed(f"{actor} is not a member of department {task['department']}, so may not claim it")
             TASK_RULES["claim"].check(task["state"], f"task {task_id}")
+            if task["kind"] == "auto":
+                raise NotAllowed(f"task {task_id} is an automatic step: its rule decides it (run_auto_tasks)")
             if task["step_id"] != RECTIFICATION_STEP and task["kind"] != "acceptance":
                 CASE_RULES["work"].check(case["state"], f"case {case['number']}")
             self._update_task(tx, task, state="claimed", assignee=actor, claimed_at=tx.now)
@@ -984,6 +986,7 @@ class Engine:
             case, _ = self._lock_case_of_task(tx, task_id, actor)
             task = self._task(tx, case, task_id)
             TASK_RULES["release"].check(task["state"], f"task {task_id}")
+            _refuse_if_delegated(task, "put it back in the queue")
             self._require_assignee(task, actor, "release it")
             self._update_task(tx, task, state="ready", assignee=None, claimed_at=None, delegated_by=None)
             tx.event(case["id"], "released", task=task, actor=actor, from_state="claimed", to_state="ready")
@@ -1023,6 +1026,7 @@ class Engine:
             case, _ = self._lock_case_of_task(tx, task_id, actor)
             task = self._task(tx, case, task_id)
             TASK_RULES["transfer"].check(task["state"], f"task {task_id}")
+            _refuse_if_delegated(task, "transfer it")
             self._require_assignee(task, actor, "transfer it")
             self._require_member(tx, to_user, task["department"], "receive its tasks")
             self._update_task(tx, task, assignee=to_user, claimed_at=tx.now, delegated_by=None)
@@ -1141,6 +1145,8 @@ class Engine:
             if task["step_id"] == RECTIFICATION_STEP:
                 self._complete_rectification(tx, case, task, actor, member, opinion)
                 return
+            if task["kind"] == "auto":
+                raise NotAllowed(f"task {task_id} is an automatic step: its rule decides it (run_auto_tasks)")
             if task["kind"] == "acceptance":
                 raise NotAllowed("the acceptance step is worked with accept_case, refuse_case or request_supplement")
             CASE_RULES["work"].check(case["state"], f"case {case['number']}")
@@ -1368,6 +1374,10 @@ class Engine:
                 raise InvalidData(
                     f"cannot send back to {target!r}: choose an earlier department step of this case "
                     f"({', '.join(sorted(ancestors - {definition.entry.id}))})"
+                )
+            if definition.steps_by_id[target].kind in ("auto", "notify"):
+                raise InvalidData(
+                    f"cannot send back to {target!r}: it is an automatic step; send back to a step people work"
                 )
             target_task = latest.get(target)
             if target_task is None or target_task["state"] != "completed" or target_task["superseded"]:
@@ -1701,6 +1711,9 @@ class Engine:
                 raise NotAllowed(f"{actor} is not a member of department {task['department']}")
             if task["state"] == "claimed":
                 self._require_assignee(task, actor, "issue its certificates")
+            if case["deferred"]:
+                owed = ", ".join(case["deferred"])
+                raise NotAllowed(f"容缺 materials are still owed ({owed}); certificates go out once they are supplied")
             definition = self._definition(tx, case)
             step = definition.steps_by_id[task["step_id"]]
             if delivery not in step.delivery:
@@ -1967,6 +1980,14 @@ class Engine:
 
 
 # ----------------------------------------------------------------------------------------------
+
+
+def _refuse_if_delegated(task: dict[str, Any], what: str) -> None:
+    if task["delegated_by"] is not None:
+        raise NotAllowed(
+            f"task {task['id']} is delegated by {task['delegated_by']} (委派): the delegate works it "
+            f"and it returns to them; a delegate may not {what}"
+        )
 
 
 def _moved_data(row: dict[str, Any]) -> dict[str, Any] | None:

@@ -251,3 +251,19 @@ def test_only_a_completed_case_is_evaluated(engine):
     case_id = accepted_kaiban(engine)
     with refused(engine, NotAllowed, "好差评 (evaluate) is not allowed", "is accepted", "must be one of: completed"):
         engine.evaluate_case(case_id, KAIBAN_APPLICANT["id"], 2)
+
+
+def test_certificates_wait_for_materials_still_owed_after_a_deficiency_acceptance(engine):
+    """容缺受理: the work goes on, but nothing is issued until the deferred material arrives."""
+    case_id = submit_kaiban(engine, materials=["id_card"])
+    engine.accept_case(case_id, "zwfw1", deferred=["lease"], deferred_limit="1d")
+    engine.complete_task(open_tasks(engine, case_id)["licence"], "scjg1")
+    for step, user in (("seal", "gaj1"), ("invoice", "swj1"), ("social", "rsj1")):
+        engine.complete_task(open_tasks(engine, case_id)[step], user)
+    issue = open_tasks(engine, case_id)["issue"]
+    with refused(engine, NotAllowed, "容缺 materials are still owed (lease)"):
+        engine.issue_certificates(issue, "zwfw1")
+    engine.supply_materials(case_id, KAIBAN_APPLICANT["id"], ["lease"])
+    assert case_row(engine, case_id)["deferred"] == []
+    engine.issue_certificates(issue, "zwfw1")
+    assert case_row(engine, case_id)["state"] == "completed"

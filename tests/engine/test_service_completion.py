@@ -386,3 +386,14 @@ def test_parallel_branches_made_together_get_the_same_correct_deadlines(engine, 
         stored = conn.exec_driver_sql("SELECT due_at FROM tasks WHERE step_id IN ('seal', 'invoice', 'social')")
         raw = {str(value) for (value,) in stored}
     assert len(raw) == 1  # one stored representation for one instant
+
+
+def test_staff_cannot_claim_or_complete_an_automatic_step(worker_engine):
+    case_id = worker_engine.submit_case("auto-mini", AUTO_APPLICANT, {"age": 70}, ["id_card"])
+    worker_engine.accept_case(case_id, "zwfw1")
+    check = open_tasks(worker_engine, case_id)["check"]
+    with refused(worker_engine, NotAllowed, "automatic step: its rule decides it"):
+        worker_engine.claim_task(check, "rsj1")
+    with refused(worker_engine, NotAllowed, "automatic step: its rule decides it"):
+        worker_engine.complete_task(check, "rsj1", "approve")
+    assert worker_engine.run_auto_tasks() == 1

@@ -184,15 +184,20 @@ def test_delegate_refusals(engine, licence):
         engine.delegate_task(task_id, "scjg1", "nobody")
 
 
-def test_releasing_a_delegated_task_is_the_delegates_and_clears_the_delegation(engine, licence):
+def test_a_delegate_may_neither_release_nor_transfer_the_task(engine, licence):
+    """委派 keeps the task the owner's: the delegate works it and it comes back to the owner."""
     _, task_id = licence
     engine.claim_task(task_id, "scjg1")
     engine.delegate_task(task_id, "scjg1", "scjg2")
-    with refused(engine, NotAllowed, "claimed by scjg2; only they may release it"):
+    with refused(engine, NotAllowed, "delegated by scjg1 (委派)", "may not put it back in the queue"):
         engine.release_task(task_id, "scjg1")
-    engine.release_task(task_id, "scjg2")
+    with refused(engine, NotAllowed, "delegated by scjg1 (委派)", "may not put it back in the queue"):
+        engine.release_task(task_id, "scjg2")
+    with refused(engine, NotAllowed, "delegated by scjg1 (委派)", "may not transfer it"):
+        engine.transfer_task(task_id, "scjg2", "scjg3")
+    engine.complete_task(task_id, "scjg2", "approve", "已核对")
     task = task_row(engine, task_id)
-    assert (task["state"], task["assignee"], task["delegated_by"]) == ("ready", None, None)
+    assert (task["state"], task["assignee"], task["delegated_by"]) == ("claimed", "scjg1", None)
 
 
 # ----------------------------------------------------------------------------------------------

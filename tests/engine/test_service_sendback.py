@@ -212,3 +212,12 @@ def test_a_closed_case_cannot_be_taken_back(engine):
     engine.complete_task(open_tasks(engine, case_id)["side"], "rsj1", "reject", "不予备案")
     with refused(engine, NotAllowed, "is rejected; a closed case cannot be taken back"):
         engine.take_back(first, "scjg1")
+
+
+def test_send_back_to_an_automatic_step_is_refused(engine):
+    case_id = engine.submit_case("auto-mini", {"id": "A-auto", "name": "李四"}, {"age": 70}, ["id_card"])
+    engine.accept_case(case_id, "zwfw1")
+    review = open_tasks(engine, case_id)["review"]  # the 秒批 step decided itself
+    engine.claim_task(review, "rsj1")
+    with refused(engine, InvalidData, "cannot send back to 'check': it is an automatic step"):
+        engine.send_back(review, "rsj1", "重新核验", to_step="check")
