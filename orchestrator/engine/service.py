@@ -983,9 +983,7 @@ class Engine:
     def release_task(self, task_id: int, actor: str) -> None:
         """Put a claimed task back into the department's queue."""
         with self._transition() as tx:
-            case, _ = self._lock_case_of_task(tx, task_id, actor)
-            task = self._task(tx, case, task_id)
-            TASK_RULES["release"].check(task["state"], f"task {task_id}")
+            case, task = self._task_for(tx, task_id, actor, "release")
             _refuse_if_delegated(task, "put it back in the queue")
             self._require_assignee(task, actor, "release it")
             self._update_task(tx, task, state="ready", assignee=None, claimed_at=None, delegated_by=None)
@@ -994,81 +992,90 @@ class Engine:
     def reassign_task(self, task_id: int, actor: str, to_user: str, reason: str = "") -> None:
         """改派: the department's supervisor gives the task to another member."""
         with self._transition() as tx:
-            case, _ = self._lock_case_of_task(tx, task_id, actor)
-            task = self._task(tx, case, task_id)
-            TASK_RULES["reassign"].check(task["state"], f"task {task_id}")
+            case, task = self._task_for(tx, task_id, actor, "reassign")
             role = self._supervisor_role(tx, task["department"])
             if role is None or not self._is_member(tx, actor, task["department"], role):
                 raise NotAllowed(f"only the supervisor ({role}) of {task['department']} may reassign its tasks")
             self._require_member(tx, to_user, task["department"], "receive its tasks")
-            before = task["state"]
-            self._update_task(tx, task, state="claimed", assignee=to_user, claimed_at=tx.now, delegated_by=None)
-            tx.event(
-                case["id"],
+            self._hand_over(
+                tx,
+                case,
+                task,
+                actor,
+                to_user,
                 "reassigned",
-                task=task,
-                actor=actor,
-                from_state=before,
-                to_state="claimed",
-                data={"to": to_user, "reason": reason},
-            )
-            tx.notify(
-                "task_assigned",
-                f"改派给您：{case['number']} {task['name']}",
-                case_id=case["id"],
-                task=task,
-                user=to_user,
+                "改派",
+                {"reason": reason},
+                state="claimed",
+                delegated_by=None,
             )
 
     def transfer_task(self, task_id: int, actor: str, to_user: str, reason: str = "") -> None:
         """转办: hand my task to another member of the department; it is theirs from now on."""
         with self._transition() as tx:
-            case, _ = self._lock_case_of_task(tx, task_id, actor)
-            task = self._task(tx, case, task_id)
-            TASK_RULES["transfer"].check(task["state"], f"task {task_id}")
+            case, task = self._task_for(tx, task_id, actor, "transfer")
             _refuse_if_delegated(task, "transfer it")
             self._require_assignee(task, actor, "transfer it")
             self._require_member(tx, to_user, task["department"], "receive its tasks")
-            self._update_task(tx, task, assignee=to_user, claimed_at=tx.now, delegated_by=None)
-            tx.event(case["id"], "transferred", task=task, actor=actor, data={"to": to_user, "reason": reason})
-            tx.notify(
-                "task_assigned",
-                f"转办给您：{case['number']} {task['name']}",
-                case_id=case["id"],
-                task=task,
-                user=to_user,
+            self._hand_over(
+                tx, case, task, actor, to_user, "transferred", "转办", {"reason": reason}, delegated_by=None
             )
 
     def delegate_task(self, task_id: int, actor: str, to_user: str, note: str = "") -> None:
         """委派: someone works my task for me; their completion comes back to me for approval."""
         with self._transition() as tx:
-            case, _ = self._lock_case_of_task(tx, task_id, actor)
-            task = self._task(tx, case, task_id)
-            TASK_RULES["delegate"].check(task["state"], f"task {task_id}")
+            case, task = self._task_for(tx, task_id, actor, "delegate")
             self._require_assignee(task, actor, "delegate it")
             if task["delegated_by"] is not None:
                 raise NotAllowed(f"task {task_id} is already delegated by {task['delegated_by']}")
-            if not tx.conn.execute(select(User.id).where(User.id == to_user)).first():
-                raise NotFound(f"user {to_user} does not exist")
-            self._update_task(tx, task, assignee=to_user, delegated_by=actor)
-            tx.event(case["id"], "delegated", task=task, actor=actor, data={"to": to_user, "note": note})
-            tx.notify(
-                "task_delegated",
-                f"委派给您：{case['number']} {task['name']}",
-                case_id=case["id"],
-                task=task,
-                user=to_user,
-            )
+            self._require_user(tx, to_user)
+            self._hand_over(tx, case, task, actor, to_user, "delegated", "委派", {"note": note}, delegated_by=actor)
+
+    def _task_for(self, tx: _Tx, task_id: int, actor: str, rule: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The task (its case locked), once the rule allows the operation in the task's state."""
+        case, _ = self._lock_case_of_task(tx, task_id, actor)
+        task = self._task(tx, case, task_id)
+        TASK_RULES[rule].check(task["state"], f"task {task_id}")
+        return case, task
+
+    def _hand_over(
+        self,
+        tx: _Tx,
+        case: dict,
+        task: dict,
+        actor: str,
+        to_user: str,
+        kind: str,
+        label: str,
+        data: dict[str, Any],
+        **values: Any,
+    ) -> None:
+        """Give a task to someone else (改派, 转办, 委派): the write, its history row and their notice."""
+        before = task["state"]
+        claimed_at = tx.now if values.get("state") == "claimed" or kind != "delegated" else task["claimed_at"]
+        self._update_task(tx, task, assignee=to_user, claimed_at=claimed_at, **values)
+        tx.event(
+            case["id"],
+            kind,
+            task=task,
+            actor=actor,
+            from_state=before,
+            to_state=task["state"],
+            data={"to": to_user, **data},
+        )
+        notice = "task_delegated" if kind == "delegated" else "task_assigned"
+        tx.notify(notice, f"{label}给您：{case['number']} {task['name']}", case_id=case["id"], task=task, user=to_user)
+
+    def _require_user(self, tx: _Tx, user: str) -> None:
+        if not tx.conn.execute(select(User.id).where(User.id == user)).first():
+            raise NotFound(f"user {user} does not exist")
 
     def add_signer(self, task_id: int, actor: str, signer: str, note: str = "") -> None:
         """加签: one more person must sign this task before it can be completed."""
         with self._transition() as tx:
-            case, _ = self._lock_case_of_task(tx, task_id, actor)
-            task = self._task(tx, case, task_id)
-            TASK_RULES["add_signer"].check(task["state"], f"task {task_id}")
+            case, task = self._task_for(tx, task_id, actor, "add_signer")
             self._require_assignee(task, actor, "add a signer")
-            if not tx.conn.execute(select(User.id).where(User.id == signer)).first():
-                raise NotFound(f"user {signer} does not exist")
+            self._require_user(tx, signer)
             slots = self._slots(tx, task_id)
             if any(s.kind == "user" and s.party == signer and s.signed_at is None for s in slots):
                 raise Conflict(f"{signer} already has a pending signature on task {task_id}")
