@@ -139,6 +139,20 @@ _UPDATE_NAMES: set[str] = set()
 
 
 @dataclass
+class _Work:
+    """One completion being decided: the task, its case and step, who acts and what they decided."""
+
+    case: dict[str, Any]
+    definition: Definition
+    step: Step
+    tasks: list[dict[str, Any]]
+    task: dict[str, Any]
+    actor: str
+    outcome: str
+    opinion: str
+
+
+@dataclass
 class _Tx:
     """One transition in progress: the connection, the time, and the rows to append at the end."""
 
@@ -1163,38 +1177,29 @@ class Engine:
                 raise NotAllowed(f"task {task_id} waits for the applicant's 补正 materials")
             if form_updates:
                 self._edit_form(tx, case, definition, step, form_updates)
+            work = _Work(case, definition, step, tasks, task, actor, outcome, opinion)
             if task["signoffs_open"] > 0 and outcome != "return":  # 补正 is the assignee's, not a signature
                 verdict = self._sign(tx, case, task, step, actor, outcome, opinion, member)
                 if verdict == "more":
                     self._save_case_form(tx, case)
                     return
                 if verdict == "decided":
-                    self._finish_task(tx, case, definition, step, tasks, task, actor, outcome, opinion)
+                    self._finish_task(tx, work)
                     return
-            self._complete_by_assignee(
-                tx, case, definition, step, tasks, task, actor, outcome, opinion, member, missing
-            )
+            self._complete_by_assignee(tx, work, member, missing)
 
-    def _complete_by_assignee(
-        self,
-        tx: _Tx,
-        case: dict,
-        definition: Definition,
-        step: Step,
-        tasks: list,
-        task: dict,
-        actor: str,
-        outcome: str,
-        opinion: str,
-        member: bool,
-        missing: Sequence[str],
-    ) -> None:
+    def _complete_by_assignee(self, tx: _Tx, work: _Work, member: bool, missing: Sequence[str]) -> None:
+        case, task, actor = work.case, work.task, work.actor
         if task["delegated_by"] is not None and task["assignee"] == actor:
             # 委派: the delegate's work returns to the one who delegated it, who then decides
             owner = task["delegated_by"]
-            self._update_task(tx, task, assignee=owner, delegated_by=None, opinion=opinion)
+            self._update_task(tx, task, assignee=owner, delegated_by=None, opinion=work.opinion)
             tx.event(
-                case["id"], "delegation_returned", task=task, actor=actor, data={"outcome": outcome, "opinion": opinion}
+                case["id"],
+                "delegation_returned",
+                task=task,
+                actor=actor,
+                data={"outcome": work.outcome, "opinion": work.opinion},
             )
             tx.notify(
                 "task_returned",
@@ -1208,37 +1213,29 @@ class Engine:
             raise NotAllowed(f"task {task['id']} is claimed by {task['assignee']}; only they may complete it")
         if task["state"] == "ready" and not member:
             raise NotAllowed(f"{actor} is not a member of department {task['department']}, so may not complete it")
-        if outcome == "return":
+        if work.outcome == "return":
             self._start_work(tx, case, task, actor)
             if task["state"] == "ready":
                 self._update_task(tx, task, state="claimed", assignee=actor, claimed_at=tx.now)
                 tx.event(case["id"], "claimed", task=task, actor=actor, from_state="ready", to_state="claimed")
-            self._open_supplement(tx, case, definition, task, actor, missing, opinion, before_acceptance=False)
-            self._suspend(tx, case, tasks, actor, "supplement", opinion, None)
+            self._open_supplement(
+                tx, case, work.definition, task, actor, missing, work.opinion, before_acceptance=False
+            )
+            self._suspend(tx, case, work.tasks, actor, "supplement", work.opinion, None)
             return
-        self._finish_task(tx, case, definition, step, tasks, task, actor, outcome, opinion)
+        self._finish_task(tx, work)
 
-    def _finish_task(
-        self,
-        tx: _Tx,
-        case: dict,
-        definition: Definition,
-        step: Step,
-        tasks: list,
-        task: dict,
-        actor: str,
-        outcome: str,
-        opinion: str,
-    ) -> None:
+    def _finish_task(self, tx: _Tx, work: _Work) -> None:
         """Complete the task, then reject the case or move the DAG on."""
-        self._start_work(tx, case, task, actor)
-        self._complete(tx, case, task, actor, outcome, opinion)
-        if outcome == "reject":
-            self._negative_decision(tx, case, task, f"{step.name} 不予许可：{opinion}")
+        case, task, step = work.case, work.task, work.step
+        self._start_work(tx, case, task, work.actor)
+        self._complete(tx, case, task, work.actor, work.outcome, work.opinion)
+        if work.outcome == "reject":
+            self._negative_decision(tx, case, task, f"{step.name} 不予许可：{work.opinion}")
             if step.on_reject == "stop":
-                self._reject_case(tx, case, tasks, actor, opinion)
+                self._reject_case(tx, case, work.tasks, work.actor, work.opinion)
                 return
-        self._progress(tx, case, definition, tasks, task["id"])
+        self._progress(tx, case, work.definition, work.tasks, task["id"])
         self._save_case_form(tx, case)
 
     def _complete(
