@@ -746,17 +746,7 @@ class Engine:
                     to_state="submitted",
                     data={"definition_version": version},
                 )
-                entry = definition.entry
-                row = self._new_task(case, definition, entry, "ready", tx.now, None)
-                self._insert_tasks(tx, [row])
-                tx.event(case["id"], "task_ready", task=row, to_state="ready")
-                tx.notify(
-                    "task_ready",
-                    f"新申请待受理：{case['number']}",
-                    case_id=case["id"],
-                    task=row,
-                    department=row["department"],
-                )
+                self._open_acceptance(tx, case, definition, f"新申请待受理：{case['number']}")
                 return case["id"]
         except IntegrityError:
             if idempotency_key is None:
@@ -766,6 +756,13 @@ class Engine:
             if found is None:
                 raise
             return found
+
+    def _open_acceptance(self, tx: _Tx, case: dict[str, Any], definition: Definition, notice: str) -> None:
+        """A window task for the application (on arrival, and again when 补正 materials arrive)."""
+        row = self._new_task(case, definition, definition.entry, "ready", tx.now, None)
+        self._insert_tasks(tx, [row])
+        tx.event(case["id"], "task_ready", task=row, to_state="ready")
+        tx.notify("task_ready", notice, case_id=case["id"], task=row, department=row["department"])
 
     def _acceptance(self, tx: _Tx, case_id: int, actor: str, what: str) -> tuple[dict, Definition, list, dict]:
         case = self._lock_case(tx, case_id)
@@ -950,16 +947,7 @@ class Engine:
             if case["state"] == "submitted":
                 CASE_RULES["supply_before_acceptance"].check(case["state"], f"case {case['number']}")
                 self._update_case(tx, case, materials=all_materials)
-                row = self._new_task(case, definition, definition.entry, "ready", tx.now, None)
-                self._insert_tasks(tx, [row])
-                tx.event(case["id"], "task_ready", task=row, to_state="ready")
-                tx.notify(
-                    "task_ready",
-                    f"补正材料已到，待受理：{case['number']}",
-                    case_id=case["id"],
-                    task=row,
-                    department=row["department"],
-                )
+                self._open_acceptance(tx, case, definition, f"补正材料已到，待受理：{case['number']}")
             elif case["state"] == "suspended" and open_notice is not None:
                 self._update_case(tx, case, materials=all_materials)
                 waiting = [t for t in tasks if t["waiting"] == "applicant" and t["state"] in TASK_OPEN]
