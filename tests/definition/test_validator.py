@@ -51,7 +51,7 @@ def test_a_valid_definition_loads(departments):
 
 def test_yaml_syntax_error_points_at_the_line(departments):
     assert problems(departments, GOOD + "- {id: broken, kind: approval\n") == [
-        "t.yaml:12:1: YAML syntax error: while parsing a flow mapping expected ',' or '}', but got '<stream end>'"
+        "t.yaml:12:1: YAML syntax error: while parsing a flow mapping did not find expected ',' or '}'"
     ]
 
 
@@ -300,5 +300,19 @@ def test_a_bad_promised_limit_is_reported_once(departments):
 def test_unquoted_date_default_is_accepted(departments):
     head = HEAD.replace(
         "  - {key: employees", "  - {key: start, label: 开工日期, type: date, default: 2026-01-01}\n  - {key: employees"
+    )
+    assert problems(departments, GOOD, head) == []
+
+
+def test_a_key_given_twice_is_refused(departments):
+    steps = GOOD.replace("limit: 4h}", "limit: 4h, limit: 2h}")
+    assert problems(departments, steps) == [
+        f"{at(9, 'limit', 2)}: key 'limit' is given twice in this mapping (first at line 9); keep one"
+    ]
+
+
+def test_yes_and_no_stay_text_as_in_yaml_1_2(departments):
+    head = HEAD.replace(
+        "  - {key: employees", "  - {key: answer, label: 是否, type: choice, options: [yes, no]}\n  - {key: employees"
     )
     assert problems(departments, GOOD, head) == []
