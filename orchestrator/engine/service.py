@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, exists, insert, select, update
 from sqlalchemy import Engine as Database
@@ -49,6 +49,9 @@ from .errors import Conflict, InvalidData, NotAllowed, NotFound
 from .forms import check_form, check_materials, missing_materials
 from .publish import DefinitionCache
 from .rules import CASE_FINAL, CASE_RULES, TASK_OPEN, TASK_RULES
+
+if TYPE_CHECKING:
+    from .sla import SweepResult
 
 SYSTEM = "system"
 RECTIFICATION_STEP = "__rectification__"
@@ -1907,7 +1910,7 @@ class Engine:
                     tx.notify(level, f"{label}：{case['number']}：{message}", case_id=case["id"])
             return urge_id
 
-    def sweep(self, now: datetime | None = None) -> Any:
+    def sweep(self, now: datetime | None = None) -> SweepResult:
         """The SLA sweep (黄牌/红牌 alerts, owner notifications, escalation) at ``now`` (default: the clock).
 
         One set-based transaction; returns ``sla.SweepResult``. See ``orchestrator/engine/sla.py``.
