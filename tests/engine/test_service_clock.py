@@ -238,3 +238,26 @@ def test_a_case_not_yet_accepted_or_closed_cannot_be_extended(engine):
     engine.complete_task(open_tasks(engine, case_id)["licence"], "scjg1", "reject", "名称不合规")
     with refused(engine, NotAllowed, "延长审批 (extend) is not allowed", "is rejected"):
         engine.extend_case(case_id, "scjg1", "1d", "scjg_boss", "复杂")
+
+
+def test_a_suspension_across_national_day_stops_only_the_working_hours_in_it(engine, clock):
+    """国庆 2026: 10-01…10-07 off, Sat 10-10 a make-up workday. A suspension from Wed 09-30 11:00 to
+    Thu 10-08 10:00 stops 6h (09-30) + 0 (the holiday) + 1h (10-08) = 7 working hours."""
+    clock.set(at(30, 10, month=9))  # Wed 09-30 10:00
+    case_id = accepted_kaiban(engine)
+    licence = open_tasks(engine, case_id)["licence"]
+    engine.claim_task(licence, "scjg1")
+    assert case_row(engine, case_id)["due_at"] == at(8, 17, month=10)  # 1d: the first working day after
+    assert task_row(engine, licence)["due_at"] == at(30, 14, month=9)  # 0.5d = 4 working hours
+
+    clock.set(at(30, 11, month=9))
+    engine.suspend_case(case_id, "scjg1", "hearing", "申请人要求听证")
+    clock.set(at(8, 10, month=10))
+    engine.resume_case(case_id, "scjg1", "听证结束")
+    (resumed,) = events(engine, case_id, "clock_resumed")
+    assert resumed["data"]["stopped_minutes"] == 7 * 60
+    assert task_row(engine, licence)["due_at"] == at(8, 13, month=10)  # 3h left on 09-30, then 4h on 10-08
+    assert case_row(engine, case_id)["due_at"] == at(9, 16, month=10)  # 10-08 17:00 + 7h = Fri 10-09 16:00
+    clock.set(at(8, 13, 30, month=10))  # past the moved due time: the sweep turns the licence red
+    engine.sweep()
+    assert task_row(engine, licence)["sla_state"] == "overdue"
