@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -45,10 +44,10 @@ from orchestrator.definition.validator import load_departments  # noqa: E402
 from orchestrator.engine import Engine, publish_paths  # noqa: E402
 from orchestrator.engine.simulate import Behaviour, SimClock, act, create_staff, submit_case  # noqa: E402
 from orchestrator.store import connect, prepared, upgrade  # noqa: E402
+from orchestrator.store.db import scratch_postgres  # noqa: E402
 
 PROCESSES = ("kaiban-qiye", "gongcheng-shigong-xuke")
 DEFINITIONS = ROOT / "definitions"
-POSTGRES_SERVER = os.environ.get("TONGBAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 # Everyone approves, nobody withdraws, no 补正 or 特别程序: the happy path, every step worked.
 HAPPY = Behaviour(
     incomplete_materials=0,
@@ -140,24 +139,6 @@ def sqlite_url(folder: Path) -> str:
     return f"sqlite:///{folder / f'bench-{uuid.uuid4().hex[:8]}.sqlite'}"
 
 
-class PostgresDatabase:
-    """A fresh database on the test server, dropped afterwards."""
-
-    def __init__(self) -> None:
-        self.name = f"tongban_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        self.server = sa.create_engine(POSTGRES_SERVER, isolation_level="AUTOCOMMIT")
-
-    def __enter__(self) -> str:
-        with self.server.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{self.name}"')
-        return POSTGRES_SERVER.rsplit("/", 1)[0] + f"/{self.name}"
-
-    def __exit__(self, *exc: object) -> None:
-        with self.server.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        self.server.dispose()
-
-
 def median_of(runs: int, measure: Callable[[int], dict[str, float]]) -> dict[str, float]:
     results = [measure(run) for run in range(runs)]
     return {key: statistics.median(r[key] for r in results) for key in results[0]}
@@ -194,7 +175,7 @@ def main() -> None:
                   f"{sqlite['sql_per_completion']:.2f} SQL statements per completion")  # fmt: skip
 
             def on_postgres(run: int, p: str = process) -> dict[str, float]:
-                with PostgresDatabase() as url:
+                with scratch_postgres("tongban_bench") as url:
                     return run_ours(url, p, args.cases, run)
 
             postgres = median_of(args.runs, on_postgres)

@@ -135,11 +135,6 @@ def _duplicate_keys(name: str, node: yaml.Node | None) -> Iterator[Problem]:
             yield from _duplicate_keys(name, item)
 
 
-def plain(node: Any) -> Any:
-    """The document's data as plain dicts and lists (it is already; kept for callers)."""
-    return node
-
-
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` when a close match exists, else an empty string."""
     match = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)

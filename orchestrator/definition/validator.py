@@ -26,7 +26,7 @@ from .model import (
     FormField,
     Step,
 )
-from .source import Loc, Problem, SourceError, YamlSource, did_you_mean, plain
+from .source import Loc, Problem, SourceError, YamlSource, did_you_mean
 
 DEPARTMENTS_FILE = "departments.yaml"
 CALENDAR_FILE = "calendar.yaml"
@@ -132,7 +132,7 @@ def _model_at(loc: Loc, data: Any, m: Any) -> Any:
 def load_departments(path: str | Path) -> dict[str, Department]:
     """Read ``departments.yaml``; raises SourceError listing every problem."""
     source = YamlSource.read(path)
-    data = plain(source.data)
+    data = source.data
     try:
         parsed = DepartmentsFile.model_validate(data)
     except ValidationError as exc:
@@ -187,7 +187,7 @@ def load_definition(path: str | Path, departments: Mapping[str, Department], *, 
     source = YamlSource.read(path, text)
     if not isinstance(source.data, dict):
         raise SourceError([source.problem((), "a definition is a mapping with key, name, steps …")])
-    data = plain(source.data)
+    data = source.data
     problems: list[Problem] = []
     definition: Definition | None = None
     try:
@@ -206,7 +206,7 @@ def parse_definition(text: str, name: str = "<stored>") -> Definition:
     """A definition already checked at publish time (the engine reads stored versions with this)."""
     source = YamlSource.read(name, text)
     try:
-        return Definition.model_validate(plain(source.data))
+        return Definition.model_validate(source.data)
     except ValidationError as exc:
         raise SourceError(_structure_problems(source, exc)) from None
 

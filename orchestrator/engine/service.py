@@ -95,6 +95,7 @@ _SQL = Statements(
         .where(_tasks.c.id == bindparam("task_id"))
         .with_for_update(of=_cases),
         "case_tasks": select(_tasks).where(_tasks.c.case_id == bindparam("case_id")).order_by(_tasks.c.id),
+        "task": select(_tasks).where(_tasks.c.id == bindparam("task_id")),
         "insert_events": _insert_all(_events),
         "insert_notifications": _insert_all(Notification.__table__),
         "insert_signoffs": _insert_all(Signoff.__table__),
@@ -637,18 +638,25 @@ class Engine:
         )
 
     def _cancel_open(self, tx: _Tx, case: dict[str, Any], tasks: list[dict[str, Any]], actor: str, why: str) -> None:
-        changes = [(t, {"state": "cancelled", "completed_at": tx.now}) for t in tasks if t["state"] in TASK_OPEN]
-        for task, _ in changes:
-            tx.event(
-                case["id"],
-                "task_cancelled",
-                task=task,
-                actor=actor,
-                from_state=task["state"],
-                to_state="cancelled",
-                data={"why": why},
-            )
+        values = {"state": "cancelled", "completed_at": tx.now}
+        changes = [self._cancelled(tx, case, t, actor, why, values) for t in tasks if t["state"] in TASK_OPEN]
         self._update_tasks(tx, changes)
+
+    @staticmethod
+    def _cancelled(
+        tx: _Tx, case: dict[str, Any], task: dict[str, Any], actor: str, why: str, values: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A task change that takes the task out of the work (退回, 撤回, a closed case), with its history row."""
+        tx.event(
+            case["id"],
+            "task_cancelled",
+            task=task,
+            actor=actor,
+            from_state=task["state"],
+            to_state=values.get("state", task["state"]),
+            data={"why": why},
+        )
+        return task, values
 
     def _negative_decision(self, tx: _Tx, case: dict[str, Any], task: dict[str, Any] | None, message: str) -> None:
         """否定报备: every refusal is reported to the supervisor of the deciding department."""
@@ -973,7 +981,7 @@ class Engine:
         """签收: take a ready task of my department."""
         with self._transition() as tx:
             case, member = self._lock_case_of_task(tx, task_id, actor)
-            task = self._task(tx, case, task_id)
+            task = self._task(tx, task_id)
             if not member:
                 raise NotAllowed(f"{actor} is not a member of department {task['department']}, so may not claim it")
             TASK_RULES["claim"].check(task["state"], f"task {task_id}")
@@ -1039,7 +1047,7 @@ class Engine:
     def _task_for(self, tx: _Tx, task_id: int, actor: str, rule: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The task (its case locked), once the rule allows the operation in the task's state."""
         case, _ = self._lock_case_of_task(tx, task_id, actor)
-        task = self._task(tx, case, task_id)
+        task = self._task(tx, task_id)
         TASK_RULES[rule].check(task["state"], f"task {task_id}")
         return case, task
 
@@ -1107,9 +1115,8 @@ class Engine:
                 user=signer,
             )
 
-    def _task(self, tx: _Tx, case: dict[str, Any], task_id: int) -> dict[str, Any]:
-        row = tx.conn.execute(select(_tasks).where(_tasks.c.id == task_id)).mappings().one()
-        return dict(row)
+    def _task(self, tx: _Tx, task_id: int) -> dict[str, Any]:
+        return prepared.fetch(tx.conn, self._sql("task"), {"task_id": task_id})[0]
 
     def _slots(self, tx: _Tx, task_id: int) -> list[Any]:
         return [SimpleNamespace(**row) for row in prepared.fetch(tx.conn, self._sql("slots"), {"task_id": task_id})]
@@ -1390,19 +1397,11 @@ class Engine:
                 current = latest.get(step_id)
                 if current is None:
                     continue
-                values: dict[str, Any] = {"superseded": True}
                 if current["state"] in TASK_OPEN:
-                    values.update(state="cancelled", completed_at=tx.now)
-                    tx.event(
-                        case["id"],
-                        "task_cancelled",
-                        task=current,
-                        actor=actor,
-                        from_state=current["state"],
-                        to_state="cancelled",
-                        data={"why": "send_back"},
-                    )
-                changes.append((current, values))
+                    values = {"superseded": True, "state": "cancelled", "completed_at": tx.now}
+                    changes.append(self._cancelled(tx, case, current, actor, "send_back", values))
+                else:
+                    changes.append((current, {"superseded": True}))
             self._update_tasks(tx, changes)
             step = definition.steps_by_id[target]
             row = self._new_task(case, definition, step, "ready", tx.now, None)
@@ -1479,19 +1478,17 @@ class Engine:
             if waiting and tx.conn.execute(signed.limit(1)).first():
                 raise NotAllowed("too late to take back: a next step already has signatures")
             changes = [
-                (t, {"state": "cancelled" if t["state"] == "ready" else t["state"], "superseded": True}) for t in made
+                self._cancelled(
+                    tx,
+                    case,
+                    t,
+                    actor,
+                    "take_back",
+                    {"state": "cancelled" if t["state"] == "ready" else t["state"], "superseded": True},
+                )
+                for t in made
             ]
             changes.append((task, {"superseded": True}))
-            for t in made:
-                tx.event(
-                    case["id"],
-                    "task_cancelled",
-                    task=t,
-                    actor=actor,
-                    from_state=t["state"],
-                    to_state="cancelled" if t["state"] == "ready" else t["state"],
-                    data={"why": "take_back"},
-                )
             self._update_tasks(tx, changes)
             step = definition.steps_by_id[task["step_id"]]
             row = self._new_task(case, definition, step, "ready", tx.now, None)
@@ -1866,7 +1863,7 @@ class Engine:
                 raise NotAllowed(f"{actor} is no registered user")
             if task_id is not None:
                 case, _ = self._lock_case_of_task(tx, task_id, actor)
-                task = self._task(tx, case, task_id)
+                task = self._task(tx, task_id)
                 TASK_RULES["urge"].check(task["state"], f"task {task_id}")
             else:
                 case, task = self._lock_case(tx, case_id), None  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,6 +59,37 @@ def reading(engine: Engine) -> Iterator[Connection]:
     """A read-only transaction (never takes SQLite's write lock)."""
     with engine.connect().execution_options(sqlite_begin="DEFERRED") as connection, connection.begin():
         yield connection
+
+
+TEST_SERVER_VARIABLE = "TONGBAN_TEST_POSTGRES_URL"
+DEFAULT_TEST_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def test_server_url() -> str:
+    """The PostgreSQL server tests and benchmarks make their scratch databases on."""
+    return os.environ.get(TEST_SERVER_VARIABLE, DEFAULT_TEST_SERVER)
+
+
+@contextmanager
+def scratch_postgres(prefix: str, *, durable: bool = True) -> Iterator[str]:
+    """A fresh database on the test server, dropped afterwards; yields its URL.
+
+    ``durable=False`` lets commits skip the WAL flush (a throw-away test database).
+    Raises sqlalchemy's OperationalError when the server cannot be reached.
+    """
+    server_url = test_server_url()
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    server = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            if not durable:
+                conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+        yield server_url.rsplit("/", 1)[0] + f"/{name}"
+        with server.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        server.dispose()
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -7,9 +7,9 @@ server fails the run; elsewhere the PostgreSQL half is skipped with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,11 +22,11 @@ from orchestrator.definition.validator import check_paths, load_departments
 from orchestrator.engine import Engine
 from orchestrator.engine.publish import store_definition, sync_departments
 from orchestrator.store import connect, upgrade
+from orchestrator.store.db import scratch_postgres, test_server_url
 from orchestrator.store.models import Base, Membership, User
 
 from ..conftest import FIXTURES
 
-POSTGRES_SERVER = os.environ.get("TONGBAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Monday 2026-03-02 10:00 in Shanghai: an ordinary working week.
 START = datetime(2026, 3, 2, 10, 0, tzinfo=TZ)
@@ -51,26 +51,18 @@ class Clock:
 @pytest.fixture(scope="session")
 def postgres_url():
     """A fresh, migrated PostgreSQL database for this test run."""
-    name = f"tongban_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    server = sa.create_engine(POSTGRES_SERVER, isolation_level="AUTOCOMMIT")
-    try:
-        with server.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-            # a throw-away database: commits need not wait for the WAL flush (several times faster)
-            conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
-    except sa.exc.OperationalError as exc:
-        message = f"PostgreSQL is required at {POSTGRES_SERVER} ({exc.orig})"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    url = POSTGRES_SERVER.rsplit("/", 1)[0] + f"/{name}"
-    db = connect(url)
-    upgrade(db)
-    db.dispose()
-    yield url
-    with server.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    server.dispose()
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(scratch_postgres("tongban_test", durable=False))
+        except sa.exc.OperationalError as exc:
+            message = f"PostgreSQL is required at {test_server_url()} ({exc.orig})"
+            if IN_CI:
+                pytest.fail(message)
+            pytest.skip(message)
+        db = connect(url)
+        upgrade(db)
+        db.dispose()
+        yield url
 
 
 @pytest.fixture(scope="session")
