@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from .sla import SweepResult
 
 SYSTEM = "system"
+SNAPSHOTS_KEPT = 10_000  # cases whose rows a process keeps between transitions
 RECTIFICATION_STEP = "__rectification__"
 SUSPENSION_KINDS = {
     "expert_review": "专家评审",
@@ -81,21 +82,32 @@ def _insert_all(table: Any) -> Any:
     return insert(table).values({c.name: bindparam(c.name, type_=c.type) for c in table.columns if c.name != "id"})
 
 
+# What the engine reads of a case and its tasks: everything but sla_state, which belongs to the SLA
+# sweep (it changes it without a transition, so the engine's in-memory copy may hold an old value).
+_CASE_COLUMNS = [c for c in _cases.columns if c.name != "sla_state"]
+_TASK_COLUMNS = [c for c in _tasks.columns if c.name != "sla_state"]
+_task_department = select(_tasks.c.department).where(_tasks.c.id == bindparam("task_id")).scalar_subquery()
+
 # The hot path's statements, compiled once per dialect and run on the driver cursor (prepared.py).
 _SQL = Statements(
     {
-        "lock_case": select(_cases).where(_cases.c.id == bindparam("case_id")).with_for_update(),
-        "lock_case_of_task": select(
-            _cases,
+        # a transition's lock is an UPDATE of its case row: it bumps the revision in the same statement
+        "lock_case": update(_cases)
+        .where(_cases.c.id == bindparam("case_id"))
+        .values(revision=_cases.c.revision + 1)
+        .returning(_cases.c.id, _cases.c.revision),
+        "lock_case_of_task": update(_cases)
+        .where(_cases.c.id == select(_tasks.c.case_id).where(_tasks.c.id == bindparam("task_id")).scalar_subquery())
+        .values(revision=_cases.c.revision + 1)
+        .returning(
+            _cases.c.id,
+            _cases.c.revision,
             exists()
-            .where(Membership.user_id == bindparam("actor"), Membership.department == _tasks.c.department)
+            .where(Membership.user_id == bindparam("actor"), Membership.department == _task_department)
             .label("actor_is_member"),
-        )
-        .join(_tasks, _tasks.c.case_id == _cases.c.id)
-        .where(_tasks.c.id == bindparam("task_id"))
-        .with_for_update(of=_cases),
-        "case_tasks": select(_tasks).where(_tasks.c.case_id == bindparam("case_id")).order_by(_tasks.c.id),
-        "task": select(_tasks).where(_tasks.c.id == bindparam("task_id")),
+        ),
+        "case": select(*_CASE_COLUMNS).where(_cases.c.id == bindparam("case_id")),
+        "case_tasks": select(*_TASK_COLUMNS).where(_tasks.c.case_id == bindparam("case_id")).order_by(_tasks.c.id),
         "insert_events": _insert_all(_events),
         "insert_notifications": _insert_all(Notification.__table__),
         "insert_signoffs": _insert_all(Signoff.__table__),
@@ -157,11 +169,23 @@ class _Work:
 
 
 @dataclass
+class _Snapshot:
+    """A case row and its task rows (None until read) as of one revision of the case."""
+
+    revision: int
+    case: dict[str, Any]
+    tasks: list[dict[str, Any]] | None = None
+
+
+@dataclass
 class _Tx:
-    """One transition in progress: the connection, the time, and the rows to append at the end."""
+    """One transition in progress: the connection, the time, the locked case, and the rows to append
+    at the end."""
 
     conn: Connection
     now: datetime
+    snapshot: _Snapshot | None = None
+    inserted: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -288,6 +312,10 @@ class Engine:
         self._postgres = db.dialect.name == "postgresql"
         self._local = threading.local()
         self._deadlines: dict[tuple[datetime, Limit, float], tuple[Any, Any, bool]] = {}
+        # case id -> the case and its tasks as the last committed transition here left them. A transition
+        # takes its case's entry out while it works and puts it back only after its commit; the revision
+        # its lock returns tells whether another process (or engine) moved the case in between.
+        self._snapshots: dict[int, _Snapshot] = {}
 
     # ------------------------------------------------------------------------------------------
     # plumbing
@@ -307,6 +335,23 @@ class Engine:
             if conn.invalidated or conn.closed:
                 self._local.__dict__.pop("connection", None)
             raise
+        if tx.snapshot is not None:
+            self._keep(tx)
+
+    def _keep(self, tx: _Tx) -> None:
+        """Put the committed case and tasks back for the next transition on the case."""
+        snapshot = tx.snapshot
+        assert snapshot is not None
+        snapshot.case.pop("_form_changed", None)
+        for row in tx.inserted:  # the working keys of new rows, and sla_state (see _CASE_COLUMNS)
+            for key in [k for k in row if k[0] == "_"]:
+                del row[key]
+        snapshot.case.pop("sla_state", None)
+        for task in snapshot.tasks or ():
+            task.pop("sla_state", None)
+        if len(self._snapshots) >= SNAPSHOTS_KEPT:
+            del self._snapshots[next(iter(self._snapshots))]  # the least recently used
+        self._snapshots[snapshot.case["id"]] = snapshot
 
     def _connection(self) -> Connection:
         """This thread's connection, kept open: checking one out of the pool per transition costs more
@@ -329,8 +374,21 @@ class Engine:
         rows = prepared.fetch(tx.conn, self._sql("lock_case"), {"case_id": case_id})
         if not rows:
             raise NotFound(f"case {case_id} does not exist")
+        return self._take_snapshot(tx, rows[0])
+
+    def _take_snapshot(self, tx: _Tx, locked: dict[str, Any]) -> dict[str, Any]:
+        """The locked case: the copy kept here if it is the latest revision, else read afresh."""
         self._locked_now(tx)
-        return rows[0]
+        case_id, revision = locked["id"], locked["revision"]
+        if tx.snapshot is not None:
+            raise RuntimeError("a transition locks one case")
+        snapshot = self._snapshots.pop(case_id, None)
+        if snapshot is None or snapshot.revision != revision - 1:
+            snapshot = _Snapshot(revision, prepared.fetch(tx.conn, self._sql("case"), {"case_id": case_id})[0])
+        else:
+            snapshot.revision = snapshot.case["revision"] = revision
+        tx.snapshot = snapshot
+        return snapshot.case
 
     def _locked_now(self, tx: _Tx) -> None:
         """A transition happens when it holds its case's lock: read the clock again once it has it, so
@@ -345,12 +403,15 @@ class Engine:
         rows = prepared.fetch(tx.conn, self._sql("lock_case_of_task"), {"task_id": task_id, "actor": actor})
         if not rows:
             raise NotFound(f"task {task_id} does not exist")
-        self._locked_now(tx)
-        case = rows[0]
-        return case, bool(case.pop("actor_is_member"))
+        return self._take_snapshot(tx, rows[0]), bool(rows[0]["actor_is_member"])
 
     def _case_tasks(self, tx: _Tx, case_id: int) -> list[dict[str, Any]]:
-        return prepared.fetch(tx.conn, self._sql("case_tasks"), {"case_id": case_id})
+        """The locked case's tasks in creation order (the list new tasks are appended to)."""
+        snapshot = tx.snapshot
+        assert snapshot is not None and snapshot.case["id"] == case_id, "lock the case first"
+        if snapshot.tasks is None:
+            snapshot.tasks = prepared.fetch(tx.conn, self._sql("case_tasks"), {"case_id": case_id})
+        return snapshot.tasks
 
     def _definition(self, tx: _Tx, case: dict[str, Any]) -> Definition:
         return self.definitions.get(tx.conn, case["definition_key"], case["definition_version"])
@@ -476,6 +537,9 @@ class Engine:
         ids = {r["step_id"]: r["id"] for r in returned}
         for row in rows:
             row["id"] = ids[row["step_id"]]
+        tx.inserted.extend(rows)
+        if tx.snapshot is not None and tx.snapshot.tasks is not None:
+            tx.snapshot.tasks.extend(rows)
         slots = [
             {
                 "task_id": r["id"],
@@ -545,7 +609,6 @@ class Engine:
                     task=row,
                     department=row["department"],
                 )
-        tasks.extend(new_rows)
         rejected_auto = [r for r in new_rows if r["kind"] == "auto" and r["outcome"] == "reject"]
         for row in rejected_auto:
             step = definition.steps_by_id[row["step_id"]]
@@ -1116,7 +1179,9 @@ class Engine:
             )
 
     def _task(self, tx: _Tx, task_id: int) -> dict[str, Any]:
-        return prepared.fetch(tx.conn, self._sql("task"), {"task_id": task_id})[0]
+        """A task of the locked case."""
+        assert tx.snapshot is not None
+        return next(t for t in self._case_tasks(tx, tx.snapshot.case["id"]) if t["id"] == task_id)
 
     def _slots(self, tx: _Tx, task_id: int) -> list[Any]:
         return [SimpleNamespace(**row) for row in prepared.fetch(tx.conn, self._sql("slots"), {"task_id": task_id})]
@@ -1176,15 +1241,14 @@ class Engine:
             if form_updates:
                 self._edit_form(tx, case, definition, step, form_updates)
             work = _Work(case, definition, step, tasks, task, actor, outcome, opinion)
+            verdict = "none"
             if task["signoffs_open"] > 0 and outcome != "return":  # 补正 is the assignee's, not a signature
                 verdict = self._sign(tx, case, task, step, actor, outcome, opinion, member)
-                if verdict == "more":
-                    self._save_case_form(tx, case)
-                    return
-                if verdict == "decided":
-                    self._finish_task(tx, work)
-                    return
-            self._complete_by_assignee(tx, work, member, missing)
+            if verdict == "decided":
+                self._finish_task(tx, work)
+            elif verdict == "none":
+                self._complete_by_assignee(tx, work, member, missing)
+            self._save_case_form(tx, case)  # the edits stand whatever the call was: a signature, 补正, 委派 …
 
     def _complete_by_assignee(self, tx: _Tx, work: _Work, member: bool, missing: Sequence[str]) -> None:
         case, task, actor = work.case, work.task, work.actor
@@ -1234,7 +1298,6 @@ class Engine:
                 self._reject_case(tx, case, work.tasks, work.actor, work.opinion)
                 return
         self._progress(tx, case, work.definition, work.tasks, task["id"])
-        self._save_case_form(tx, case)
 
     def _complete(
         self, tx: _Tx, case: dict[str, Any], task: dict[str, Any], actor: str, outcome: str, opinion: str
@@ -1631,7 +1694,7 @@ class Engine:
                 insert(Extension.__table__),
                 {"case_id": case_id, "amount": str(limit), "approver": approver, "reason": reason, "at": tx.now},
             )
-            sla = case["sla_state"] if case["state"] == "suspended" else "on_track"
+            sla = "paused" if case["state"] == "suspended" else "on_track"  # a suspended case's clock stands
             self._update_case(
                 tx,
                 case,

@@ -158,6 +158,9 @@ class Case(Base):
     reason: Mapped[str | None] = mapped_column(Text)  # written reason of a refusal or rejection
     remedy: Mapped[str | None] = mapped_column(Text)  # 复议/诉讼 remedy text for refusals
     version: Mapped[int] = mapped_column(default=1)
+    # +1 by every engine transition on the case (its lock is this UPDATE): the key of the engine's
+    # in-process copy of the case and its tasks
+    revision: Mapped[int] = mapped_column(default=1, server_default=text("1"))
 
 
 class Task(Base):

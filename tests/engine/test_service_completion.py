@@ -174,6 +174,16 @@ def test_a_step_edits_only_its_editable_fields_and_later_conditions_read_them(en
     assert case_row(engine, case_id)["form"]["auto_ok"] is False
 
 
+def test_edits_made_with_a_return_for_supplement_are_kept(engine):
+    case_id = surveyed(engine)
+    chain = open_tasks(engine, case_id)["chain"]
+    engine.complete_task(
+        chain, "zjj1", "return", "请补正消防评估", missing=["fire_report"], form_updates={"phone": "021-2"}
+    )
+    assert case_row(engine, case_id)["form"]["phone"] == "021-2"
+    assert case_row(engine, case_id)["state"] == "suspended"
+
+
 def test_a_step_without_editable_fields_may_edit_nothing(engine):
     case_id = accepted_kaiban(engine)
     with refused(engine, NotAllowed, "step licence may not change company_name; it may edit: nothing"):

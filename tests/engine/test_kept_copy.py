@@ -1,0 +1,58 @@
+"""The copy of a case and its tasks an engine keeps between transitions (Engine._snapshots).
+
+A transition's lock bumps ``cases.revision``; the engine uses its copy only when it holds the revision
+just before, so whatever another process (here: a second Engine on the same database) did is read
+afresh, and a refused transition, which may have changed the copy before it was refused, leaves none.
+"""
+
+from __future__ import annotations
+
+from orchestrator.engine import Conflict, Engine, NotAllowed
+
+from .helpers import accepted_kaiban, case_row, open_tasks, refused, sign_chain, surveyed, task_row, tasks_of
+
+
+def _kept_matches_database(engine: Engine, case_id: int) -> None:
+    kept = engine._snapshots[case_id]
+    case = {k: v for k, v in case_row(engine, case_id).items() if k != "sla_state"}
+    assert kept.revision == case["revision"] and kept.case == case
+    if kept.tasks is not None:
+        assert kept.tasks == [{k: v for k, v in t.items() if k != "sla_state"} for t in tasks_of(engine, case_id)]
+
+
+def test_what_another_engine_did_is_seen(engine):
+    case_id = accepted_kaiban(engine)
+    licence = open_tasks(engine, case_id)["licence"]
+    engine.claim_task(licence, "scjg1")
+    other = Engine(engine.db, engine.calendar, engine.clock)  # another process, as far as the cache goes
+    other.definitions = engine.definitions
+    other.complete_task(licence, "scjg1", "approve", "同意")
+    with refused(engine, Conflict, f"task {licence}", "already completed by scjg1"):
+        engine.complete_task(licence, "scjg1", "approve", "同意")  # its copy still had the task claimed
+    seal = open_tasks(engine, case_id)["seal"]
+    engine.complete_task(seal, "gaj1", "approve", "同意")
+    assert task_row(engine, seal)["state"] == "completed"
+    _kept_matches_database(engine, case_id)
+    other.close()
+
+
+def test_each_transition_moves_the_revision_and_keeps_a_true_copy(engine):
+    case_id = accepted_kaiban(engine)
+    before = case_row(engine, case_id)["revision"]
+    licence = open_tasks(engine, case_id)["licence"]
+    engine.claim_task(licence, "scjg1")
+    engine.complete_task(licence, "scjg1", "approve", "同意")
+    assert case_row(engine, case_id)["revision"] == before + 2
+    _kept_matches_database(engine, case_id)
+
+
+def test_a_refused_transition_leaves_no_copy_behind(engine):
+    case_id = surveyed(engine)
+    chain = open_tasks(engine, case_id)["chain"]
+    # the form edit is applied to the copy first; the refusal comes after it
+    with refused(engine, NotAllowed, "scjg1 is not a member of department zjj"):
+        engine.complete_task(chain, "scjg1", "approve", "同意", form_updates={"phone": "021-9"})
+    assert case_id not in engine._snapshots
+    sign_chain(engine, chain)
+    assert case_row(engine, case_id)["form"]["phone"] != "021-9"
+    _kept_matches_database(engine, case_id)
