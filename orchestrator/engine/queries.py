@@ -3,10 +3,13 @@
 Each query is written so the planner can answer it from an index (the tests check the plans on SQLite
 and PostgreSQL):
 
-* ``department_queue``: ``ix_tasks_queue (department, state, due_at)``, read in index order, no sort.
+* ``department_queue``: the partial index ``ix_tasks_queue (department, state, due_at) WHERE state IN
+  ('ready', 'claimed')``, read in index order, no sort.
 * ``open_tasks_due_before``: the partial index ``ix_tasks_open_due (due_at) WHERE state IN ('ready',
-  'claimed')``. The query repeats that predicate *literally*: SQLite (and PostgreSQL with bound
-  parameters) only uses a partial index when the query's WHERE visibly implies the index's WHERE.
+  'claimed')``.
+
+Both repeat the index predicate *literally*: SQLite (and PostgreSQL with bound parameters) only uses a
+partial index when the query's WHERE visibly implies the index's WHERE.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ __all__ = ["department_queue", "open_tasks_due_before"]
 
 _tasks = Task.__table__
 _cases = Case.__table__
-OPEN_TASKS = text("tasks.state IN ('ready', 'claimed')")  # the predicate of ix_tasks_open_due, verbatim
+OPEN_TASKS = text("tasks.state IN ('ready', 'claimed')")  # the predicate of the partial task indexes, verbatim
 
 _COLUMNS = (
     _tasks.c.id,
@@ -49,7 +52,7 @@ def _base() -> Select:
 
 def department_queue_query(department: str, limit: int, *, timed: bool) -> Select:
     """Ready tasks of one department: the timed ones by due time, or the untimed ones by age."""
-    query = _base().where(_tasks.c.department == department, _tasks.c.state == "ready")
+    query = _base().where(OPEN_TASKS, _tasks.c.department == department, _tasks.c.state == "ready")
     if timed:
         return query.where(_tasks.c.due_at.is_not(None)).order_by(_tasks.c.due_at, _tasks.c.id).limit(limit)
     return query.where(_tasks.c.due_at.is_(None)).order_by(_tasks.c.id).limit(limit)
