@@ -268,22 +268,23 @@ class _Tx:
         )
 
     def flush(self) -> None:
-        """Append history, notifications and alerts: one statement each."""
+        """Append history, notifications and alerts: one statement each. A row names its task by the
+        task's dict, as a new task has no id until it is inserted."""
+        for rows in (self.events, self.notifications, self.alerts):
+            for row in rows:
+                row["task_id"] = _id(row["task"])
         if self.events:
-            rows = [{**{k: v for k, v in e.items() if k != "task"}, "task_id": _id(e["task"])} for e in self.events]
-            prepared.execute_many(self.conn, _SQL.get("insert_events", self.conn.dialect), rows)
+            prepared.execute_many(self.conn, _SQL.get("insert_events", self.conn.dialect), self.events)
         if self.notifications:
-            rows = [
-                {**{k: v for k, v in n.items() if k != "task"}, "task_id": _id(n["task"])} for n in self.notifications
-            ]
-            prepared.execute_many(self.conn, _SQL.get("insert_notifications", self.conn.dialect), rows)
+            prepared.execute_many(self.conn, _SQL.get("insert_notifications", self.conn.dialect), self.notifications)
         if self.alerts:
-            rows = []
-            for a in self.alerts:
-                task_id = _id(a["task"])
-                subject = f"task:{task_id}" if task_id else f"case:{a['case_id']}"
-                rows.append({**{k: v for k, v in a.items() if k != "task"}, "task_id": task_id, "subject": subject})
+            rows = [
+                {**a, "subject": f"task:{a['task_id']}" if a["task_id"] else f"case:{a['case_id']}"}
+                for a in self.alerts
+            ]
             dialect_insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
+            columns = [c.name for c in Alert.__table__.columns if c.name != "id"]
+            rows = [{c: r[c] for c in columns} for r in rows]
             self.conn.execute(dialect_insert(Alert.__table__).on_conflict_do_nothing(), rows)
 
 
@@ -563,11 +564,9 @@ class Engine:
         """Create the tasks that became ready or skipped; run `auto` steps inline; close a finished case."""
         new_rows: list[dict[str, Any]] = []
         form = dict(case["form"])
+        states = _step_states(tasks)
         while True:
-            states = _step_states(tasks + new_rows)
             moves = dag.advance(definition, states, form)
-            if not moves:
-                break
             for move in moves:
                 step = definition.steps_by_id[move.step_id]
                 row = self._new_task(case, definition, step, move.state, tx.now, created_by)
@@ -577,8 +576,11 @@ class Engine:
                 elif move.state == "ready" and step.kind == "notify":
                     self._send_notice(tx, case, step, row)
                 new_rows.append(row)
+                states[row["step_id"]] = _step_state(row)
             if any(_stops_case(definition, r) for r in new_rows):
                 break  # an auto refusal ends the case: release nothing after it
+            if not any(r["state"] == "completed" for r in new_rows[len(new_rows) - len(moves) :]):
+                break  # only a step that completed at once (auto, notify) can make more steps ready
         if form != case["form"]:
             case["form"] = form
             case["_form_changed"] = True
@@ -691,8 +693,10 @@ class Engine:
 
     def _reject_case(self, tx: _Tx, case: dict[str, Any], tasks: list[dict[str, Any]], actor: str, reason: str) -> None:
         self._cancel_open(tx, case, tasks, actor, "case_rejected")
-        case.pop("_form_changed", None)
-        self._set_case_state(tx, case, "reject", actor, outcome="rejected", reason=reason, closed_at=tx.now)
+        values: dict[str, Any] = {"outcome": "rejected", "reason": reason, "closed_at": tx.now}
+        if case.pop("_form_changed", False):  # edits made with the refusal are part of its record
+            values["form"] = case["form"]
+        self._set_case_state(tx, case, "reject", actor, **values)
         tx.notify(
             "case_rejected",
             f"您的办件 {case['number']} 不予许可：{reason}",
@@ -2097,18 +2101,12 @@ def _latest(tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def _step_states(tasks: list[dict[str, Any]]) -> dict[str, str]:
     """Each step's state from its newest task; a superseded task leaves its step pending (to redo)."""
-    states: dict[str, str] = {}
-    for step_id, task in _latest(tasks).items():
-        if step_id == RECTIFICATION_STEP:
-            continue
-        if task["superseded"]:
-            states[step_id] = dag.PENDING
-        elif task["state"] == "completed":
-            states[step_id] = "completed"
-        elif task["state"] == "skipped":
-            states[step_id] = "skipped"
-        elif task["state"] == "cancelled":
-            states[step_id] = "cancelled"
-        else:
-            states[step_id] = "open"
-    return states
+    return {step_id: _step_state(task) for step_id, task in _latest(tasks).items() if step_id != RECTIFICATION_STEP}
+
+
+def _step_state(task: dict[str, Any]) -> str:
+    """What the newest task of a step says of the step (for dag.advance)."""
+    if task["superseded"]:
+        return dag.PENDING
+    state = task["state"]
+    return state if state in ("completed", "skipped", "cancelled") else "open"

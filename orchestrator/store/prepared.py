@@ -29,21 +29,21 @@ class Prepared:
         self.columns = [column[0] for column in columns]
         self.result_processors = [column[3]._cached_result_processor(dialect, None) for column in columns]
         self.has_defaults = {n: compiled.binds[n].value for n in names if compiled.binds[n].value is not None}
-        self._plan = [(name, self.bind_processors[name]) for name in names]
+        # the positions whose type converts the value (timestamps, JSON, booleans on some drivers)
+        self._converted = [(i, self.bind_processors[n]) for i, n in enumerate(names) if self.bind_processors[n]]
 
     def params(self, values: Mapping[str, Any]) -> Any:
-        plan, defaults = self._plan, self.has_defaults
-        if self.positional:
-            out = []
-            for name, processor in plan:
-                value = values[name] if name in values else defaults.get(name)
-                out.append(value if processor is None or value is None else processor(value))
-            return out
-        result = {}
-        for name, processor in plan:
-            value = values[name] if name in values else defaults.get(name)
-            result[name] = value if processor is None or value is None else processor(value)
-        return result
+        """The driver's parameters: a list (qmark, SQLite) or a dict (pyformat, psycopg). A name the
+        values lack is bound to its default, else NULL."""
+        if self.has_defaults:
+            values = {**self.has_defaults, **values}
+        get = values.get
+        out = [get(name) for name in self.names]
+        for index, processor in self._converted:
+            value = out[index]
+            if value is not None:
+                out[index] = processor(value)
+        return out if self.positional else dict(zip(self.names, out, strict=True))
 
     def rows(self, cursor: Any) -> list[dict[str, Any]]:
         columns, processors = self.columns, self.result_processors

@@ -184,6 +184,14 @@ def test_edits_made_with_a_return_for_supplement_are_kept(engine):
     assert case_row(engine, case_id)["state"] == "suspended"
 
 
+def test_edits_made_with_a_refusal_are_kept_with_the_closed_case(engine):
+    case_id = surveyed(engine)
+    chain = open_tasks(engine, case_id)["chain"]
+    engine.complete_task(chain, "zjj1", "reject", "面积不符", form_updates={"floor_area": 1500})
+    case = case_row(engine, case_id)
+    assert (case["state"], case["form"]["floor_area"]) == ("rejected", 1500)
+
+
 def test_a_step_without_editable_fields_may_edit_nothing(engine):
     case_id = accepted_kaiban(engine)
     with refused(engine, NotAllowed, "step licence may not change company_name; it may edit: nothing"):
