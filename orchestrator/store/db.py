@@ -96,25 +96,28 @@ class _Checkpointer:
             self._paths.pop(key, None)
 
     def _run(self) -> None:
-        connections: dict[str, sqlite3.Connection] = {}
         idle = threading.Event()
         while True:
             idle.wait(CHECKPOINT_INTERVAL_S)
             with self._lock:
                 paths = set(self._paths.values())
-            for path in set(connections) - paths:
-                connections.pop(path).close()
             for path in paths:
-                try:
-                    if path not in connections:
-                        if not os.path.exists(path):
-                            continue
-                        connections[path] = sqlite3.connect(path, timeout=0, check_same_thread=False)
-                    connections[path].execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:  # busy, or the file went away: the next round tries again
-                    stale = connections.pop(path, None)
-                    if stale is not None:
-                        stale.close()
+                _checkpoint(path)
+
+
+def _checkpoint(path: str) -> None:
+    """One PASSIVE checkpoint on a connection of its own, closed again: an open one would keep the WAL
+    file alive after the application closed the database, and would outlive a file replaced under it."""
+    try:
+        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=rw", uri=True, timeout=0)
+    except sqlite3.Error:  # the file is gone (mode=rw never creates one)
+        return
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except sqlite3.Error:  # busy: the next round tries again
+        pass
+    finally:
+        conn.close()
 
 
 _checkpointer = _Checkpointer()

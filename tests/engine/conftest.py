@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -72,6 +73,8 @@ def sqlite_template(tmp_path_factory):
     db = connect(f"sqlite:///{path}")
     upgrade(db)
     db.dispose()
+    with contextlib.closing(sqlite3.connect(path)) as raw:  # all of it in the file itself: it is copied
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return path
 
 
