@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -129,29 +129,36 @@ _SQL = Statements(
 def _insert_tasks_statement(count: int) -> str:
     """Name of the prepared multi-row INSERT of ``count`` tasks, RETURNING id and step id."""
     name = f"insert_tasks:{count}"
-    if name not in _UPDATE_NAMES:
-        columns = [c.name for c in _tasks.columns if c.name != "id"]
+    if name not in _INSERT_TASKS_NAMES:
         # explicit types: only the first row of a multi-row VALUES takes the column types by itself
-        rows = [{c: bindparam(f"{c}_{i}", type_=_tasks.c[c].type) for c in columns} for i in range(count)]
+        rows = [{c: bindparam(f"{c}_{i}", type_=_tasks.c[c].type) for c in _TASK_INSERT_COLUMNS} for i in range(count)]
         _SQL.add(name, insert(_tasks).values(rows).returning(_tasks.c.id, _tasks.c.step_id))
-        _UPDATE_NAMES.add(name)
+        _INSERT_TASKS_NAMES.add(name)
     return name
 
 
-def _update_statement(table: Any, columns: tuple[str, ...], *, versioned: bool) -> str:
-    """Name of the prepared UPDATE table SET <columns>, version WHERE id = :_id [AND version = :_version]."""
-    name = f"update:{table.name}:{','.join(columns)}:{versioned}"
-    if name not in _UPDATE_NAMES:
+_TASK_INSERT_COLUMNS = [c.name for c in _tasks.columns if c.name != "id"]
+_INSERT_TASKS_NAMES: set[str] = set()
+
+
+def _update_statement(table: Any, columns: Iterable[str], *, versioned: bool) -> str:
+    """Name of the prepared UPDATE table SET <columns>, version WHERE id = :_id [AND version = :_version].
+    Each column is bound by its own name, the new version as ``version``."""
+    key = (table.name, tuple(columns), versioned)
+    name = _UPDATE_NAMES.get(key)
+    if name is None:
+        ordered = sorted(key[1])
+        name = f"update:{table.name}:{','.join(ordered)}:{versioned}"
         condition = table.c.id == bindparam("_id")
         if versioned:
             condition = condition & (table.c.version == bindparam("_version"))
-        values = {c: bindparam(f"v_{c}", type_=table.c[c].type) for c in (*columns, "version")}
+        values = {c: bindparam(c, type_=table.c[c].type) for c in (*ordered, "version")}
         _SQL.add(name, update(table).where(condition).values(values))
-        _UPDATE_NAMES.add(name)
+        _UPDATE_NAMES[key] = name
     return name
 
 
-_UPDATE_NAMES: set[str] = set()
+_UPDATE_NAMES: dict[tuple[str, tuple[str, ...], bool], str] = {}
 
 
 @dataclass
@@ -175,6 +182,7 @@ class _Snapshot:
     revision: int
     case: dict[str, Any]
     tasks: list[dict[str, Any]] | None = None
+    slots: dict[int, list[Any]] = field(default_factory=dict)  # sign-off slots of a task, once read
 
 
 @dataclass
@@ -452,9 +460,8 @@ class Engine:
 
     def _update_task(self, tx: _Tx, task: dict[str, Any], **values: Any) -> None:
         """Write a task with an optimistic version check (the case lock makes a miss a real conflict)."""
-        params = {f"v_{k}": v for k, v in values.items()}
-        params.update(_id=task["id"], _version=task["version"], v_version=task["version"] + 1)
-        statement = self._sql(_update_statement(_tasks, tuple(sorted(values)), versioned=True))
+        params = {**values, "_id": task["id"], "_version": task["version"], "version": task["version"] + 1}
+        statement = self._sql(_update_statement(_tasks, values, versioned=True))
         if prepared.execute(tx.conn, statement, params) != 1:
             raise Conflict(f"task {task['id']} was changed by someone else; reload it and try again")
         task.update(values, version=task["version"] + 1)
@@ -463,17 +470,15 @@ class Engine:
         """Several task writes as one executemany statement, grouped by the columns they set."""
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for task, values in changes:
-            params = {f"v_{k}": v for k, v in values.items()}
-            params.update(_id=task["id"], v_version=task["version"] + 1)
+            params = {**values, "_id": task["id"], "version": task["version"] + 1}
             groups.setdefault(tuple(sorted(values)), []).append(params)
             task.update(values, version=task["version"] + 1)
         for columns, rows in groups.items():
             prepared.execute_many(tx.conn, self._sql(_update_statement(_tasks, columns, versioned=False)), rows)
 
     def _update_case(self, tx: _Tx, case: dict[str, Any], **values: Any) -> None:
-        params = {f"v_{k}": v for k, v in values.items()}
-        params.update(_id=case["id"], v_version=case["version"] + 1)
-        prepared.execute(tx.conn, self._sql(_update_statement(_cases, tuple(sorted(values)), versioned=False)), params)
+        params = {**values, "_id": case["id"], "version": case["version"] + 1}
+        prepared.execute(tx.conn, self._sql(_update_statement(_cases, values, versioned=False)), params)
         case.update(values, version=case["version"] + 1)
 
     def _set_case_state(self, tx: _Tx, case: dict[str, Any], rule_name: str, actor: str | None, **values: Any) -> None:
@@ -532,7 +537,7 @@ class Engine:
         """One INSERT … RETURNING for all new tasks (ids land in the dicts), one for their sign-off slots."""
         if not rows:
             return
-        params = {f"{k}_{i}": v for i, r in enumerate(rows) for k, v in r.items() if not k.startswith("_")}
+        params = {f"{c}_{i}": row[c] for i, row in enumerate(rows) for c in _TASK_INSERT_COLUMNS}
         returned = prepared.fetch(tx.conn, self._sql(_insert_tasks_statement(len(rows))), params)
         # one step appears once per insert; match by step id (RETURNING order is not promised)
         ids = {r["step_id"]: r["id"] for r in returned}
@@ -1172,6 +1177,7 @@ class Engine:
                     "opinion": None,
                 },
             )
+            del tx.snapshot.slots[task_id]  # read again, with the new slot's id, when next needed
             self._update_task(tx, task, signoffs_open=task["signoffs_open"] + 1)
             tx.event(case["id"], "signer_added", task=task, actor=actor, data={"signer": signer, "note": note})
             tx.notify(
@@ -1188,7 +1194,13 @@ class Engine:
         return next(t for t in self._case_tasks(tx, tx.snapshot.case["id"]) if t["id"] == task_id)
 
     def _slots(self, tx: _Tx, task_id: int) -> list[Any]:
-        return [SimpleNamespace(**row) for row in prepared.fetch(tx.conn, self._sql("slots"), {"task_id": task_id})]
+        """The sign-off slots of a task of the locked case, in order."""
+        assert tx.snapshot is not None
+        slots = tx.snapshot.slots.get(task_id)
+        if slots is None:
+            rows = prepared.fetch(tx.conn, self._sql("slots"), {"task_id": task_id})
+            slots = tx.snapshot.slots[task_id] = [SimpleNamespace(**row) for row in rows]
+        return slots
 
     @staticmethod
     def _require_assignee(task: dict[str, Any], actor: str, what: str) -> None:
@@ -1343,6 +1355,7 @@ class Engine:
             raise NotAllowed("a signature approves or rejects; to ask for 补正 the task's assignee returns it")
         values = {"id": slot.id, "signed_by": actor, "signed_at": tx.now, "outcome": outcome, "opinion": opinion}
         prepared.execute(tx.conn, self._sql("sign_slot"), values)
+        vars(slot).update(values)
         left = task["signoffs_open"] - 1  # 或签 counts its role slots as one (see _open_count)
         tx.event(
             case["id"],

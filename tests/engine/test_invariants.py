@@ -115,7 +115,7 @@ def snapshot(engine: Any, case_id: int) -> dict[str, Any]:
         tasks = _rows(conn, select(Task.__table__).where(Task.case_id == case_id).order_by(Task.id))
         task_ids = [t["id"] for t in tasks]
         case = _rows(conn, select(Case.__table__).where(Case.id == case_id))[0]
-        assert_kept_copy_is_true(engine, case, tasks)
+        assert_kept_copy_is_true(conn, engine, case, tasks)
         return {
             "case": case,
             "tasks": tasks,
@@ -129,7 +129,7 @@ def snapshot(engine: Any, case_id: int) -> dict[str, Any]:
         }
 
 
-def assert_kept_copy_is_true(engine: Any, case: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
+def assert_kept_copy_is_true(conn: Any, engine: Any, case: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
     """The copy of the case the engine keeps between transitions is the database's (but sla_state,
     which the engine never reads)."""
     kept = engine._snapshots.get(case["id"])
@@ -139,6 +139,11 @@ def assert_kept_copy_is_true(engine: Any, case: dict[str, Any], tasks: list[dict
     assert kept.case == {k: v for k, v in case.items() if k != "sla_state"}, "the kept case differs"
     if kept.tasks is not None:
         assert kept.tasks == [{k: v for k, v in t.items() if k != "sla_state"} for t in tasks], "kept tasks differ"
+    if kept.slots:
+        query = select(Signoff.__table__).where(Signoff.task_id.in_(kept.slots)).order_by(Signoff.position)
+        signoffs = _rows(conn, query)
+        for task_id, slots in kept.slots.items():
+            assert [vars(s) for s in slots] == [s for s in signoffs if s["task_id"] == task_id], "kept slots differ"
 
 
 def open_supplement(snap: dict[str, Any]) -> dict[str, Any] | None:

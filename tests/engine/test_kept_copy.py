@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from orchestrator.engine import Conflict, Engine, NotAllowed
 
-from .helpers import accepted_kaiban, case_row, open_tasks, refused, sign_chain, surveyed, task_row, tasks_of
+from .helpers import (
+    accepted_kaiban,
+    case_row,
+    open_tasks,
+    refused,
+    sign_chain,
+    signoffs,
+    surveyed,
+    task_row,
+    tasks_of,
+)
 
 
 def _kept_matches_database(engine: Engine, case_id: int) -> None:
@@ -18,6 +28,8 @@ def _kept_matches_database(engine: Engine, case_id: int) -> None:
     assert kept.revision == case["revision"] and kept.case == case
     if kept.tasks is not None:
         assert kept.tasks == [{k: v for k, v in t.items() if k != "sla_state"} for t in tasks_of(engine, case_id)]
+    for task_id, slots in kept.slots.items():
+        assert [vars(s) for s in slots] == signoffs(engine, task_id)
 
 
 def test_what_another_engine_did_is_seen(engine):
