@@ -3,11 +3,13 @@
 For 开办企业 (kaiban-qiye) and 工程建设项目施工许可 (gongcheng-shigong-xuke):
 
 * our engine drives cases to the end with simulated staff (orchestrator/engine/simulate.py, every
-  decision an approval) and times only the completing calls — ``complete_task`` (a signature of a
-  review chain, survey or countersign counts as one) and ``issue_certificates``; each is one
-  transaction, as one web request would be. Claims and the staff's own reads are not timed.
-* SpiffWorkflow does the same processes (bench/spiff_baseline.py): for every completion it loads the
-  workflow's JSON from SQLite, completes the task, serializes and stores it.
+  decision an approval) and times only the completing calls — ``accept_case`` (the window's step),
+  ``complete_task`` (a signature of a review chain, survey or countersign counts as one) and
+  ``issue_certificates``; each is one transaction, as one web request would be. Claims and the
+  staff's own reads are not timed.
+* SpiffWorkflow runs the same processes (bench/spiff_baseline.py, BPMN generated from the same YAML:
+  a userTask per signature, the same ``when`` conditions over the same kind of form): for every
+  completion it loads the workflow's JSON from SQLite, completes the task, serializes and stores it.
 * SQL statements per completion: each execute or executemany call (a round trip) counts once;
   BEGIN/COMMIT and savepoints are not counted.
 * ``sweep_1m_s`` comes from bench/sweep.py (the SLA sweep over 1,000,000 open tasks).
@@ -60,7 +62,7 @@ HAPPY = Behaviour(
     supply_deferred=0,
     sweep_every=0,
 )
-COMPLETING = ("complete_task", "issue_certificates")
+COMPLETING = ("accept_case", "complete_task", "issue_certificates")
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
@@ -141,7 +143,11 @@ def sqlite_url(folder: Path) -> str:
 
 def median_of(runs: int, measure: Callable[[int], dict[str, float]]) -> dict[str, float]:
     results = [measure(run) for run in range(runs)]
-    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+    return {key: statistics.median(r[key] for r in results) for key, value in results[0].items() if _is_number(value)}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def sweep_figure() -> float | None:
@@ -181,7 +187,8 @@ def main() -> None:
             postgres = median_of(args.runs, on_postgres)
             print(f"{process} PostgreSQL: {postgres['completions_per_s']:.0f} completions/s")
             spiff = median_of(
-                args.runs, lambda run, p=process: run_spiff(p, args.cases, str(folder / f"spiff-{p}-{run}.sqlite"))
+                args.runs,
+                lambda run, p=process: run_spiff(p, args.cases, str(folder / f"spiff-{p}-{run}.sqlite"), seed=run),
             )
             ratio = sqlite["completions_per_s"] / spiff["completions_per_s"]
             print(f"{process} SpiffWorkflow (JSON persisted per completion): {spiff['completions_per_s']:.0f} "

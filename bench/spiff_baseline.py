@@ -1,69 +1,53 @@
 """SpiffWorkflow 3.x baseline for the engine benchmark (bench/engine.py imports ``run_spiff``).
 
-The two benchmark processes are hand-written BPMN 2.0 in ``bench/bpmn/``:
+The BPMN is generated from the definition itself (bench/spiff_bpmn.py), so Spiff runs the process our engine
+runs: one userTask per signature (each review-chain level, survey participant and countersign signer), notify
+and auto steps as scriptTasks (no completion request), ``when`` conditions on inclusive gateways, evaluated
+over the case's form, which is put into the start task's data, so it travels with the workflow as a
+deployment's case data would. Each case's form is ``sample_form(definition, rng)``, as in our benchmark, so
+the optional steps vary per case; every case must end completed after exactly the completions our engine's
+DAG rules call for (bench/spiff_bpmn.py ``expected_user_tasks``).
 
-* ``kaiban-qiye.bpmn`` (definitions/kaiban-qiye.yaml, 9 steps): accept -> licence -> parallel split
-  -> {seal, invoice, social, medical, housing_fund, bank} -> parallel join -> issue. issue's ``after``
-  also names licence directly, so there is also an empty flow from the split straight to the join.
-* ``gongcheng-shigong-xuke.bpmn`` (definitions/gongcheng-shigong-xuke.yaml, 13 steps): accept ->
-  joint_survey -> split -> {planning_permit, fire_design_review, air_defence_review, lightning_review}
-  -> join -> stage_copy -> split -> {construction_permit -> notify_supervision, drainage_permit,
-  waste_permit, air_defence_fee} -> join -> issue.
+Each completion behaves like one web request of a deployment that keeps the workflow as JSON in one SQLite row
+per case (WAL, synchronous=NORMAL): BEGIN IMMEDIATE; SELECT the JSON; ``BpmnWorkflowSerializer.deserialize_json``;
+pick a READY ``UserTask``; ``task.run()``; ``workflow.do_engine_steps()`` (gateways, script tasks, end events,
+timers); ``serialize_json``; UPDATE; COMMIT. The default serializer embeds the process spec in every JSON
+document, as SpiffWorkflow does out of the box.
 
-Modelling:
-
-* Every YAML step, whatever its kind (acceptance, survey, approval, notify, issue), is a
-  ``bpmn:userTask`` whose id is the step id, so one user-task completion = one step completion and
-  the number of userTasks equals the number of steps (checked against the YAML at load time).
-  Neither definition has ``kind: auto`` steps, so there are no scriptTasks. The two notify steps
-  (stage_copy, notify_supervision) are userTasks too, i.e. they each cost one completion request.
-* A fan-out in ``after`` is a parallelGateway split; a step with several ``after`` entries sits behind
-  a parallelGateway join.
-* ``when`` conditions are NOT modelled: the benchmark runs every optional step (all ``when`` true),
-  so conditional steps are plain parallel branches. (In gongcheng, air_defence_review and
-  air_defence_fee have mutually exclusive conditions in the YAML; the benchmark runs both anyway.)
-* No form data is put into the workflow, so the serialized JSON is the minimum SpiffWorkflow stores.
-
-Each completion behaves like one web request of a deployment that keeps the workflow as JSON in one
-SQLite row per case (WAL, synchronous=NORMAL): BEGIN IMMEDIATE; SELECT the JSON;
-``BpmnWorkflowSerializer.deserialize_json``; pick a READY ``UserTask``; ``task.run()``;
-``workflow.do_engine_steps()`` (runs the gateways and end event, and refreshes timers, which replaces
-the deprecated ``refresh_waiting_tasks``); ``serialize_json``; UPDATE; COMMIT. The default serializer
-embeds the process spec in every JSON document, as SpiffWorkflow does out of the box.
-
-Only the completion loops are timed: parsing the BPMN and creating/inserting each case are not.
+All cases are created first (not timed); then, like our benchmark, a random open case gets its next completion
+until all are done, as a department works many cases at once. Only the completions are timed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import sqlite3
 import sys
 import tempfile
 import time
+from collections import Counter
 from functools import cache
 from pathlib import Path
 
+from spiff_bpmn import bpmn_for, expected_user_tasks, process_id
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, BpmnValidator
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.defaults import UserTask
 from SpiffWorkflow.util.task import TaskState
 
-BENCH_DIR = Path(__file__).resolve().parent
-BPMN_DIR = BENCH_DIR / "bpmn"
-DEFINITIONS_DIR = BENCH_DIR.parent / "definitions"
+from orchestrator.definition.model import Definition
+from orchestrator.definition.validator import load_definition, load_departments
+from orchestrator.engine.samples import sample_form
 
-# definition key -> BPMN process id (the .bpmn file is named after the definition key)
-PROCESSES = {
-    "kaiban-qiye": "kaiban_qiye",
-    "gongcheng-shigong-xuke": "gongcheng_shigong_xuke",
-}
+DEFINITIONS_DIR = Path(__file__).resolve().parent.parent / "definitions"
+PROCESSES = ("kaiban-qiye", "gongcheng-shigong-xuke")
 ALIASES = {
     "kaiban": "kaiban-qiye",
     "gongcheng": "gongcheng-shigong-xuke",
-    **{bpmn_id: key for key, bpmn_id in PROCESSES.items()},
+    **{key.replace("-", "_"): key for key in PROCESSES},  # the BPMN process ids
 }
 
 SCHEMA = """
@@ -83,30 +67,16 @@ def _resolve(process: str) -> str:
     return key
 
 
-def _yaml_step_ids(key: str) -> list[str] | None:
-    """Step ids of definitions/<key>.yaml, or None if the file is not there."""
-    path = DEFINITIONS_DIR / f"{key}.yaml"
-    if not path.exists():
-        return None
-    from ruamel.yaml import YAML
-
-    data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-    return [step["id"] for step in data["steps"]]
-
-
 @cache
-def load_spec(process: str):
-    """Parse (and XSD-validate) bench/bpmn/<key>.bpmn once; return (spec, subprocess_specs, user task ids)."""
+def load_spec(process: str) -> tuple[Definition, object, dict]:
+    """Load the definition, generate its BPMN and parse (XSD-validated) it once: (definition, spec, subprocesses)."""
     key = _resolve(process)
+    definition = load_definition(
+        DEFINITIONS_DIR / f"{key}.yaml", load_departments(DEFINITIONS_DIR / "departments.yaml")
+    )
     parser = BpmnParser(validator=BpmnValidator())
-    parser.add_bpmn_file(str(BPMN_DIR / f"{key}.bpmn"))
-    spec = parser.get_spec(PROCESSES[key])
-    subprocess_specs = parser.get_subprocess_specs(PROCESSES[key])
-    user_tasks = sorted(name for name, ts in spec.task_specs.items() if isinstance(ts, UserTask))
-    steps = _yaml_step_ids(key)
-    if steps is not None and sorted(steps) != user_tasks:
-        raise AssertionError(f"{key}: BPMN userTasks {user_tasks} != YAML steps {sorted(steps)}")
-    return spec, subprocess_specs, tuple(user_tasks)
+    parser.add_bpmn_str(bpmn_for(definition).encode(), filename=f"{key}.bpmn")
+    return definition, parser.get_spec(process_id(definition)), parser.get_subprocess_specs(process_id(definition))
 
 
 def _connect(db_path: str) -> sqlite3.Connection:
@@ -142,49 +112,57 @@ def _complete_one(conn: sqlite3.Connection, serializer: BpmnWorkflowSerializer, 
     return task.task_spec.name, done
 
 
-def run_spiff(process: str, cases: int, db_path: str) -> dict:
+def run_spiff(process: str, cases: int, db_path: str, *, seed: int = 0) -> dict:
     """Run ``cases`` workflows of ``process`` to completion, one SQLite round trip per user-task completion.
 
     ``process`` is a definition key ("kaiban-qiye", "gongcheng-shigong-xuke"), a short alias ("kaiban",
-    "gongcheng") or the BPMN process id. Only the completion loops are timed.
+    "gongcheng") or the BPMN process id. ``seed`` drives the forms and the order of work. Only the completions
+    are timed.
     """
     key = _resolve(process)
-    spec, subprocess_specs, user_tasks = load_spec(key)
+    definition, spec, subprocess_specs = load_spec(key)
     serializer = BpmnWorkflowSerializer()
+    rng = random.Random(seed)
     conn = _connect(db_path)
-    completions = 0
+    expected: dict[int, list[str]] = {}
+    done_tasks: dict[int, list[str]] = {}
     seconds = 0.0
     try:
-        for _ in range(cases):
-            # create the case (not timed)
+        for _ in range(cases):  # create every case (not timed)
+            form = sample_form(definition, rng)
             workflow = BpmnWorkflow(spec, subprocess_specs)
+            # the form is the start task's data: every later task inherits it, so the gateways see it
+            workflow.get_next_task(state=TaskState.READY).set_data(**form)
             workflow.do_engine_steps()
             conn.execute("BEGIN IMMEDIATE")
             cur = conn.execute(
                 "INSERT INTO spiff_case (process, state) VALUES (?, ?)", (key, serializer.serialize_json(workflow))
             )
-            case_id = cur.lastrowid
             conn.execute("COMMIT")
+            expected[cur.lastrowid] = expected_user_tasks(definition, form)
+            done_tasks[cur.lastrowid] = []
 
-            # complete every user task, one transaction each (timed)
-            done_tasks: list[str] = []
-            done = False
+        open_cases = list(expected)
+        while open_cases:  # interleave cases, as a department works many at once (each completion timed)
+            case_id = rng.choice(open_cases)
             start = time.perf_counter()
-            while not done:
-                name, done = _complete_one(conn, serializer, case_id)
-                done_tasks.append(name)
-                if len(done_tasks) > len(user_tasks):
-                    raise AssertionError(f"case {case_id}: more completions than user tasks: {done_tasks}")
+            name, done = _complete_one(conn, serializer, case_id)
             seconds += time.perf_counter() - start
+            done_tasks[case_id].append(name)
+            if done:
+                open_cases.remove(case_id)
+            elif len(done_tasks[case_id]) > len(expected[case_id]):
+                raise AssertionError(f"case {case_id}: more completions than expected: {done_tasks[case_id]}")
 
-            # check (not timed)
+        # check (not timed): every case completed, with exactly the completions our engine would need
+        for case_id, tasks in done_tasks.items():
             (state,) = conn.execute("SELECT state FROM spiff_case WHERE id = ?", (case_id,)).fetchone()
             assert serializer.deserialize_json(state).is_completed(), f"case {case_id} not completed"
-            assert len(done_tasks) == len(user_tasks), f"case {case_id}: {len(done_tasks)} != {len(user_tasks)}"
-            assert sorted(done_tasks) == list(user_tasks), f"case {case_id}: completed {sorted(done_tasks)}"
-            completions += len(done_tasks)
+            assert len(tasks) == len(expected[case_id]), f"case {case_id}: {len(tasks)} != {len(expected[case_id])}"
+            assert Counter(tasks) == Counter(expected[case_id]), f"case {case_id}: completed {sorted(tasks)}"
     finally:
         conn.close()
+    completions = sum(len(tasks) for tasks in done_tasks.values())
     return {
         "process": key,
         "cases": cases,
