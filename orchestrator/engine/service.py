@@ -623,7 +623,7 @@ class Engine:
             if step.on_reject == "stop":
                 self._reject_case(tx, case, tasks, SYSTEM, row["opinion"] or "")
                 return
-        if dag.is_finished(definition, _step_states(tasks)):
+        if dag.is_finished(definition, states):
             partly = any(t["outcome"] == "reject" and not t["superseded"] for t in tasks)
             self._finish(tx, case, "partly_approved" if partly else "approved")
 
