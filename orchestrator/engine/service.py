@@ -111,6 +111,7 @@ _SQL = Statements(
         "insert_events": _insert_all(_events),
         "insert_notifications": _insert_all(Notification.__table__),
         "insert_signoffs": _insert_all(Signoff.__table__),
+        "insert_certificates": _insert_all(Certificate.__table__),
         "slots": select(Signoff.__table__).where(Signoff.task_id == bindparam("task_id")).order_by(Signoff.position),
         "sign_slot": update(Signoff.__table__)
         .where(Signoff.id == bindparam("id"))
@@ -1819,12 +1820,10 @@ class Engine:
                 for c in step.certificates
                 if c.issuer in approved
             ]
-            if rows:
-                try:
-                    with tx.conn.begin_nested():
-                        tx.conn.execute(insert(Certificate.__table__), rows)
-                except IntegrityError:
-                    raise Conflict("a certificate number is already in use; give unique numbers") from None
+            try:  # no savepoint: the refusal rolls the whole transition back anyway
+                prepared.execute_many(tx.conn, self._sql("insert_certificates"), rows)
+            except tx.conn.dialect.loaded_dbapi.IntegrityError:
+                raise Conflict("a certificate number is already in use; give unique numbers") from None
             tx.event(
                 case["id"],
                 "certificates_issued",

@@ -211,3 +211,20 @@ def accepted_relay(engine: Engine) -> int:
     case_id = submit_relay(engine)
     engine.accept_case(case_id, "zwfw1")
     return case_id
+
+
+def assert_kept_copy_is_true(
+    engine: Engine, case: dict[str, Any], tasks: list[dict[str, Any]], signoff_rows: list[dict[str, Any]]
+) -> None:
+    """The copy of a case the engine keeps between transitions is the database's (but sla_state, which
+    the engine never reads). ``signoff_rows``: the sign-offs of the case's tasks."""
+    kept = engine._snapshots.get(case["id"])
+    if kept is None:
+        return
+    assert kept.revision == case["revision"]
+    assert kept.case == {k: v for k, v in case.items() if k != "sla_state"}, "the kept case differs"
+    if kept.tasks is not None:
+        assert kept.tasks == [{k: v for k, v in t.items() if k != "sla_state"} for t in tasks], "kept tasks differ"
+    for task_id, slots in kept.slots.items():
+        rows = sorted((s for s in signoff_rows if s["task_id"] == task_id), key=lambda s: s["position"])
+        assert [vars(s) for s in slots] == rows, f"the kept sign-offs of task {task_id} differ"
