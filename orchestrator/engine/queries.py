@@ -3,8 +3,8 @@
 Each query is written so the planner can answer it from an index (the tests check the plans on SQLite
 and PostgreSQL):
 
-* ``department_queue``: the partial index ``ix_tasks_queue (department, state, due_at) WHERE state IN
-  ('ready', 'claimed')``, read in index order, no sort.
+* ``department_queue``: the partial index ``ix_tasks_queue (department, due_at) WHERE state = 'ready'``,
+  read in index order, no sort.
 * ``open_tasks_due_before``: the partial index ``ix_tasks_open_due (due_at) WHERE state IN ('ready',
   'claimed')``.
 
@@ -25,7 +25,8 @@ __all__ = ["department_queue", "open_tasks_due_before"]
 
 _tasks = Task.__table__
 _cases = Case.__table__
-OPEN_TASKS = text("tasks.state IN ('ready', 'claimed')")  # the predicate of the partial task indexes, verbatim
+OPEN_TASKS = text("tasks.state IN ('ready', 'claimed')")  # the predicate of ix_tasks_open_due, verbatim
+READY_TASKS = text("tasks.state = 'ready'")  # the predicate of ix_tasks_queue, verbatim
 
 _COLUMNS = (
     _tasks.c.id,
@@ -52,7 +53,7 @@ def _base() -> Select:
 
 def department_queue_query(department: str, limit: int, *, timed: bool) -> Select:
     """Ready tasks of one department: the timed ones by due time, or the untimed ones by age."""
-    query = _base().where(OPEN_TASKS, _tasks.c.department == department, _tasks.c.state == "ready")
+    query = _base().where(READY_TASKS, _tasks.c.department == department)
     if timed:
         return query.where(_tasks.c.due_at.is_not(None)).order_by(_tasks.c.due_at, _tasks.c.id).limit(limit)
     return query.where(_tasks.c.due_at.is_(None)).order_by(_tasks.c.id).limit(limit)

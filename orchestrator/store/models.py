@@ -86,6 +86,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 Timestamp = UTCDateTime()
 OPEN_TASK_STATES = ("ready", "claimed")
 OPEN_FILTER = text("state IN ('ready', 'claimed')")
+READY_FILTER = text("state = 'ready'")
+CLAIMED_FILTER = text("state = 'claimed'")
 CASE_OPEN_FILTER = text("state IN ('accepted', 'in_progress')")
 
 
@@ -175,18 +177,17 @@ class Task(Base):
 
     __tablename__ = "tasks"
     __table_args__ = (
-        # the department queue: ready tasks of department X ordered by due time. The task indexes hold
-        # open tasks only: a completion then deletes entries instead of moving them, and the indexes
-        # stay as small as the work in hand (queries repeat OPEN_FILTER literally to use them)
-        Index(
-            "ix_tasks_queue", "department", "state", "due_at", sqlite_where=OPEN_FILTER, postgresql_where=OPEN_FILTER
-        ),
+        # The task indexes hold only the tasks their readers look for, so a task leaves them as its work
+        # moves on (a completion deletes entries instead of moving them) and they stay as small as the
+        # work in hand. Queries repeat an index's predicate literally to use it.
+        # the department queue: ready tasks of department X ordered by due time
+        Index("ix_tasks_queue", "department", "due_at", sqlite_where=READY_FILTER, postgresql_where=READY_FILTER),
+        # 我的待办: the claimed tasks a person holds, by due time
+        Index("ix_tasks_assignee", "assignee", "due_at", sqlite_where=CLAIMED_FILTER, postgresql_where=CLAIMED_FILTER),
         # the SLA sweep: open tasks whose warning or due time has passed
         Index("ix_tasks_open_due", "due_at", sqlite_where=OPEN_FILTER, postgresql_where=OPEN_FILTER),
         Index("ix_tasks_open_warn", "warn_at", sqlite_where=OPEN_FILTER, postgresql_where=OPEN_FILTER),
         Index("ix_tasks_case", "case_id"),
-        # 我的待办: the open tasks a person holds
-        Index("ix_tasks_assignee", "assignee", "state", sqlite_where=OPEN_FILTER, postgresql_where=OPEN_FILTER),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
