@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 
 DEFAULT_URL = "sqlite:///tongban.sqlite"
@@ -23,9 +24,14 @@ def database_url(url: str | None = None) -> str:
     return url or os.environ.get(URL_VARIABLE) or DEFAULT_URL
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def connect(url: str | None = None, **engine_options: Any) -> Engine:
     """An engine with the settings each backend needs for one-transaction-per-transition."""
     url = database_url(url)
+    engine_options = {"json_serializer": _json_text, "json_deserializer": orjson.loads, **engine_options}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
