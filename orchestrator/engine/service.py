@@ -359,8 +359,8 @@ class Engine:
         snapshot.case.pop("sla_state", None)
         for task in snapshot.tasks or ():
             task.pop("sla_state", None)
-        if len(self._snapshots) >= SNAPSHOTS_KEPT:
-            del self._snapshots[next(iter(self._snapshots))]  # the least recently used
+        if len(self._snapshots) >= SNAPSHOTS_KEPT:  # drop the least recently used (another thread may too)
+            self._snapshots.pop(next(iter(self._snapshots), None), None)
         self._snapshots[snapshot.case["id"]] = snapshot
 
     def _connection(self) -> Connection:

@@ -131,8 +131,14 @@ _checkpointer = _Checkpointer()
 
 @contextmanager
 def reading(engine: Engine) -> Iterator[Connection]:
-    """A read-only transaction (never takes SQLite's write lock)."""
-    with engine.connect().execution_options(sqlite_begin="DEFERRED") as connection, connection.begin():
+    """A read-only transaction that sees one state of the database in all its statements: SQLite's
+    deferred transaction (which never takes the write lock) or PostgreSQL's REPEATABLE READ (READ
+    COMMITTED would show each statement a newer state, e.g. a case still submitted beside its tasks
+    already accepted)."""
+    options: dict[str, Any] = {"sqlite_begin": "DEFERRED"}
+    if engine.dialect.name == "postgresql":
+        options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    with engine.connect().execution_options(**options) as connection, connection.begin():
         yield connection
 
 
