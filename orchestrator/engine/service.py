@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, exists, insert, select, update
+import orjson
+from sqlalchemy import JSON, Connection, bindparam, exists, insert, select, update
 from sqlalchemy import Engine as Database
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -86,6 +87,7 @@ def _insert_all(table: Any) -> Any:
 # sweep (it changes it without a transition, so the engine's in-memory copy may hold an old value).
 _CASE_COLUMNS = [c for c in _cases.columns if c.name != "sla_state"]
 _TASK_COLUMNS = [c for c in _tasks.columns if c.name != "sla_state"]
+_JSON_CASE_COLUMNS = {c.name for c in _cases.columns if isinstance(c.type, JSON)}
 _task_department = select(_tasks.c.department).where(_tasks.c.id == bindparam("task_id")).scalar_subquery()
 
 # The hot path's statements, compiled once per dialect and run on the driver cursor (prepared.py).
@@ -821,8 +823,12 @@ class Engine:
                     "reason": None,
                     "remedy": None,
                     "version": 1,
+                    "revision": 1,
                 }
                 case["id"] = tx.conn.execute(insert(_cases).returning(_cases.c.id), case).scalar_one()
+                # kept for the acceptance, as a read would return it (JSON values as stored, no sla_state)
+                kept = {k: orjson.loads(orjson.dumps(v)) if k in _JSON_CASE_COLUMNS else v for k, v in case.items()}
+                tx.snapshot = _Snapshot(1, kept, [])
                 tx.event(
                     case["id"],
                     "submitted",

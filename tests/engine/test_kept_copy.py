@@ -17,6 +17,7 @@ from .helpers import (
     refused,
     sign_chain,
     signoffs,
+    submit_kaiban,
     surveyed,
     task_row,
     tasks_of,
@@ -44,6 +45,14 @@ def test_what_another_engine_did_is_seen(engine):
     assert task_row(engine, seal)["state"] == "completed"
     _kept_matches_database(engine, case_id)
     other.close()
+
+
+def test_a_new_application_is_kept_for_its_acceptance(engine):
+    case_id = submit_kaiban(engine)
+    _kept_matches_database(engine, case_id)  # JSON values as a read returns them
+    engine.accept_case(case_id, "zwfw1")
+    assert case_row(engine, case_id)["state"] == "accepted"
+    _kept_matches_database(engine, case_id)
 
 
 def test_each_transition_moves_the_revision_and_keeps_a_true_copy(engine):
