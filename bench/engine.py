@@ -44,24 +44,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from orchestrator.calendar import BusinessCalendar  # noqa: E402
 from orchestrator.definition.validator import load_departments  # noqa: E402
 from orchestrator.engine import Engine, publish_paths  # noqa: E402
-from orchestrator.engine.simulate import Behaviour, SimClock, act, create_staff, submit_case  # noqa: E402
+from orchestrator.engine.simulate import EVERYONE_APPROVES, SimClock, act, create_staff, submit_case  # noqa: E402
 from orchestrator.store import connect, prepared, upgrade  # noqa: E402
 from orchestrator.store.db import scratch_postgres  # noqa: E402
 
 PROCESSES = ("kaiban-qiye", "gongcheng-shigong-xuke")
 DEFINITIONS = ROOT / "definitions"
-# Everyone approves, nobody withdraws, no 补正 or 特别程序: the happy path, every step worked.
-HAPPY = Behaviour(
-    incomplete_materials=0,
-    refuse=0,
-    reject_continue=0,
-    reject_stop=0,
-    give_back=0,
-    suspend=0,
-    withdraw=0,
-    supply_deferred=0,
-    sweep_every=0,
-)
 COMPLETING = ("accept_case", "complete_task", "issue_certificates")
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
@@ -114,12 +102,12 @@ def run_ours(url: str, process: str, cases: int, seed: int) -> dict[str, float]:
         _, definition = engine.definitions.latest(conn, process)
     staff = create_staff(engine, definition, load_departments(DEFINITIONS / "departments.yaml"))
     rng = random.Random(seed)
-    case_ids = [submit_case(engine, definition, rng, n, HAPPY) for n in range(cases)]
+    case_ids = [submit_case(engine, definition, rng, n, EVERYONE_APPROVES) for n in range(cases)]
     meter = Meter(engine)
     open_cases = list(case_ids)
     while open_cases:  # interleave cases, as a department works many at once
         case_id = rng.choice(open_cases)
-        if not act(engine, case_id, rng, staff, HAPPY):
+        if not act(engine, case_id, rng, staff, EVERYONE_APPROVES):
             open_cases.remove(case_id)
         clock.advance(engine.calendar, 0.5)
     with db.connect() as conn:

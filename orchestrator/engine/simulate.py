@@ -125,6 +125,18 @@ class Behaviour:
 
 
 DEFAULT_BEHAVIOUR = Behaviour()
+# Everyone approves, nobody withdraws, no 补正 or 特别程序: the happy path, every step worked (benchmarks).
+EVERYONE_APPROVES = Behaviour(
+    incomplete_materials=0,
+    refuse=0,
+    reject_continue=0,
+    reject_stop=0,
+    give_back=0,
+    suspend=0,
+    withdraw=0,
+    supply_deferred=0,
+    sweep_every=0,
+)
 
 
 @dataclass

@@ -16,22 +16,11 @@ from orchestrator.calendar import BusinessCalendar
 from orchestrator.definition.validator import load_departments
 from orchestrator.engine import Engine, publish_paths
 from orchestrator.engine.errors import TongbanError
-from orchestrator.engine.simulate import Behaviour, SimClock, act, create_staff, submit_case
+from orchestrator.engine.simulate import EVERYONE_APPROVES, SimClock, act, create_staff, submit_case
 
 from .helpers import assert_kept_copy_is_true, case_row, events, signoffs, tasks_of
 
 DEFINITIONS = Path(__file__).resolve().parents[2] / "definitions"
-EVERYONE_APPROVES = Behaviour(
-    incomplete_materials=0,
-    refuse=0,
-    reject_continue=0,
-    reject_stop=0,
-    give_back=0,
-    suspend=0,
-    withdraw=0,
-    supply_deferred=0,
-    sweep_every=0,
-)
 THREADS = 4
 CASES = 12
 
