@@ -31,9 +31,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# bench/engine.py runs ours against SpiffWorkflow and the 1M-task SLA sweep (bench/sweep.py)
+# bench/engine.py runs ours against SpiffWorkflow and the 1M-task SLA sweep (bench/sweep.py);
+# bench/floor.py the least a completion's transaction costs on SQLite; bench/definitions.py validate and render
 bench: install
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/floor.py
+	$(BIN)/python bench/definitions.py
 
 install: system-deps $(STAMP)
 
