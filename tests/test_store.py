@@ -1,5 +1,6 @@
 """The embedded SQLite store: its WAL is copied back into the database file by a background thread,
-not inside whichever commit happens to cross SQLite's checkpoint threshold."""
+not inside whichever commit happens to cross SQLite's checkpoint threshold; a database with cases in
+it upgrades to the newest schema."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import time
 
 import sqlalchemy as sa
 
-from orchestrator.store import connect
+from orchestrator.store import connect, upgrade
 from orchestrator.store.db import _checkpointer
+from orchestrator.store.migrate import current
 
 
 def _wait_for(condition, seconds: float = 10.0) -> bool:
@@ -55,3 +57,43 @@ def test_a_database_nobody_uses_is_no_longer_watched(tmp_path):
     del db, conn
     gc.collect()
     assert key not in _checkpointer._paths
+
+
+def _fill(conn: sa.Connection, table: str, values: dict) -> int:
+    """Insert a row giving every NOT NULL column without a default a value of its type."""
+    columns = sa.inspect(conn).get_columns(table)
+    row = dict(values)
+    for column in columns:
+        if column["name"] in row or column["nullable"] or column.get("default") is not None:
+            continue
+        if column["name"] == "id":
+            continue
+        kind = str(column["type"]).upper()
+        if "INT" in kind:
+            row[column["name"]] = 1
+        elif "BOOL" in kind:
+            row[column["name"]] = False
+        elif "DATETIME" in kind or "TIMESTAMP" in kind:
+            row[column["name"]] = "2026-03-02 02:00:00.000000"
+        elif "JSON" in kind:
+            row[column["name"]] = "{}"
+        else:
+            row[column["name"]] = f"{table}-{column['name']}"
+    names = ", ".join(row)
+    marks = ", ".join(f":{n}" for n in row)
+    return conn.execute(sa.text(f"INSERT INTO {table} ({names}) VALUES ({marks}) RETURNING id"), row).scalar_one()
+
+
+def test_a_database_with_cases_upgrades_from_0003(tmp_path):
+    db = connect(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    upgrade(db, "0003")
+    with db.begin() as conn:  # a case with a task: the task's foreign key points at the case
+        case_id = _fill(conn, "cases", {"number": "TB-OLD-1", "state": "in_progress"})
+        _fill(conn, "tasks", {"case_id": case_id, "state": "ready", "department": "scjg"})
+    upgrade(db)
+    with db.connect() as conn:
+        assert conn.exec_driver_sql("SELECT number, revision FROM cases").all() == [("TB-OLD-1", 1)]
+        assert conn.exec_driver_sql("SELECT count(*) FROM tasks WHERE case_id = ?", (case_id,)).scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    assert current(db) == "0005"
+    db.dispose()

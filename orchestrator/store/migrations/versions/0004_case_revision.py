@@ -16,8 +16,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("cases") as batch_op:
-        batch_op.add_column(sa.Column("revision", sa.Integer(), nullable=False, server_default=sa.text("1")))
+    # a plain ADD COLUMN on both backends: no copy of the cases table
+    op.add_column("cases", sa.Column("revision", sa.Integer(), nullable=False, server_default=sa.text("1")))
 
 
 def downgrade() -> None:

@@ -20,22 +20,19 @@ CLAIMED = sa.text("state = 'claimed'")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("tasks") as batch_op:
-        batch_op.drop_index("ix_tasks_queue")
-        batch_op.drop_index("ix_tasks_assignee")
-        batch_op.create_index("ix_tasks_queue", ["department", "due_at"], sqlite_where=READY, postgresql_where=READY)
-        batch_op.create_index(
-            "ix_tasks_assignee", ["assignee", "due_at"], sqlite_where=CLAIMED, postgresql_where=CLAIMED
-        )
-    with op.batch_alter_table("events") as batch_op:
-        batch_op.drop_index("ix_events_at")
+    # index changes only: no table is copied on SQLite
+    op.drop_index("ix_tasks_queue", table_name="tasks")
+    op.drop_index("ix_tasks_assignee", table_name="tasks")
+    op.create_index("ix_tasks_queue", "tasks", ["department", "due_at"], sqlite_where=READY, postgresql_where=READY)
+    op.create_index(
+        "ix_tasks_assignee", "tasks", ["assignee", "due_at"], sqlite_where=CLAIMED, postgresql_where=CLAIMED
+    )
+    op.drop_index("ix_events_at", table_name="events")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("events") as batch_op:
-        batch_op.create_index("ix_events_at", ["at"])
-    with op.batch_alter_table("tasks") as batch_op:
-        batch_op.drop_index("ix_tasks_queue")
-        batch_op.drop_index("ix_tasks_assignee")
-        batch_op.create_index("ix_tasks_queue", ["department", "state", "due_at"])
-        batch_op.create_index("ix_tasks_assignee", ["assignee", "state"])
+    op.create_index("ix_events_at", "events", ["at"])
+    op.drop_index("ix_tasks_queue", table_name="tasks")
+    op.drop_index("ix_tasks_assignee", table_name="tasks")
+    op.create_index("ix_tasks_queue", "tasks", ["department", "state", "due_at"])
+    op.create_index("ix_tasks_assignee", "tasks", ["assignee", "state"])
