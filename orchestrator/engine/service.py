@@ -87,6 +87,7 @@ def _insert_all(table: Any) -> Any:
 # sweep (it changes it without a transition, so the engine's in-memory copy may hold an old value).
 _CASE_COLUMNS = [c for c in _cases.columns if c.name != "sla_state"]
 _TASK_COLUMNS = [c for c in _tasks.columns if c.name != "sla_state"]
+_ALERT_COLUMNS = [c.name for c in Alert.__table__.columns if c.name != "id"]
 _JSON_CASE_COLUMNS = {c.name for c in _cases.columns if isinstance(c.type, JSON)}
 _task_department = select(_tasks.c.department).where(_tasks.c.id == bindparam("task_id")).scalar_subquery()
 
@@ -294,9 +295,14 @@ class _Tx:
                 for a in self.alerts
             ]
             dialect_insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
-            columns = [c.name for c in Alert.__table__.columns if c.name != "id"]
-            rows = [{c: r[c] for c in columns} for r in rows]
+            rows = [{c: r[c] for c in _ALERT_COLUMNS} for r in rows]
             self.conn.execute(dialect_insert(Alert.__table__).on_conflict_do_nothing(), rows)
+
+
+def _written(row: dict[str, Any], values: dict[str, Any]) -> None:
+    """A row as its UPDATE left it, but sla_state, which the engine never reads (see _CASE_COLUMNS)."""
+    row.update(values, version=row["version"] + 1)
+    row.pop("sla_state", None)
 
 
 def _id(row: dict[str, Any] | None) -> int | None:
@@ -356,11 +362,8 @@ class Engine:
         assert snapshot is not None
         snapshot.case.pop("_form_changed", None)
         for row in tx.inserted:  # the working keys of new rows, and sla_state (see _CASE_COLUMNS)
-            for key in [k for k in row if k[0] == "_"]:
+            for key in [k for k in row if k[0] == "_" or k == "sla_state"]:
                 del row[key]
-        snapshot.case.pop("sla_state", None)
-        for task in snapshot.tasks or ():
-            task.pop("sla_state", None)
         if len(self._snapshots) >= SNAPSHOTS_KEPT:  # drop the least recently used (another thread may too)
             self._snapshots.pop(next(iter(self._snapshots), None), None)
         self._snapshots[snapshot.case["id"]] = snapshot
@@ -467,7 +470,7 @@ class Engine:
         statement = self._sql(_update_statement(_tasks, values, versioned=True))
         if prepared.execute(tx.conn, statement, params) != 1:
             raise Conflict(f"task {task['id']} was changed by someone else; reload it and try again")
-        task.update(values, version=task["version"] + 1)
+        _written(task, values)
 
     def _update_tasks(self, tx: _Tx, changes: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         """Several task writes as one executemany statement, grouped by the columns they set."""
@@ -475,14 +478,14 @@ class Engine:
         for task, values in changes:
             params = {**values, "_id": task["id"], "version": task["version"] + 1}
             groups.setdefault(tuple(sorted(values)), []).append(params)
-            task.update(values, version=task["version"] + 1)
+            _written(task, values)
         for columns, rows in groups.items():
             prepared.execute_many(tx.conn, self._sql(_update_statement(_tasks, columns, versioned=False)), rows)
 
     def _update_case(self, tx: _Tx, case: dict[str, Any], **values: Any) -> None:
         params = {**values, "_id": case["id"], "version": case["version"] + 1}
         prepared.execute(tx.conn, self._sql(_update_statement(_cases, values, versioned=False)), params)
-        case.update(values, version=case["version"] + 1)
+        _written(case, values)
 
     def _set_case_state(self, tx: _Tx, case: dict[str, Any], rule_name: str, actor: str | None, **values: Any) -> None:
         rule = CASE_RULES[rule_name]
@@ -827,7 +830,11 @@ class Engine:
                 }
                 case["id"] = tx.conn.execute(insert(_cases).returning(_cases.c.id), case).scalar_one()
                 # kept for the acceptance, as a read would return it (JSON values as stored, no sla_state)
-                kept = {k: orjson.loads(orjson.dumps(v)) if k in _JSON_CASE_COLUMNS else v for k, v in case.items()}
+                kept = {
+                    k: orjson.loads(orjson.dumps(v)) if k in _JSON_CASE_COLUMNS else v
+                    for k, v in case.items()
+                    if k != "sla_state"
+                }
                 tx.snapshot = _Snapshot(1, kept, [])
                 tx.event(
                     case["id"],

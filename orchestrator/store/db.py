@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Iterator
@@ -102,9 +103,8 @@ class _Checkpointer:
             self._paths.pop(key, None)
 
     def _run(self) -> None:
-        idle = threading.Event()
         while True:
-            idle.wait(CHECKPOINT_INTERVAL_S)
+            time.sleep(CHECKPOINT_INTERVAL_S)
             with self._lock:
                 paths = set(self._paths.values())
             for path in paths:
