@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import sqlite3
+import threading
 import time
 
 import sqlalchemy as sa
@@ -48,15 +49,34 @@ def test_connections_leave_checkpoints_to_the_background_thread(tmp_path):
 
 
 def test_a_database_nobody_uses_is_no_longer_watched(tmp_path):
-    db = connect(f"sqlite:///{tmp_path / 'gone.sqlite'}")
+    path = str(tmp_path / "gone.sqlite")
+    db = connect(f"sqlite:///{path}")
     with db.connect() as conn:
         conn.execute(sa.text("SELECT 1"))
-    key = id(db)
-    assert key in _checkpointer._paths
+    assert path in _checkpointer.paths()
     db.dispose()
     del db, conn
     gc.collect()
-    assert key not in _checkpointer._paths
+    assert path not in _checkpointer.paths()
+
+
+def test_an_engine_collected_while_the_checkpointer_holds_its_lock_does_not_hang(tmp_path):
+    """The garbage collector frees engines on whichever thread allocates next, possibly the checkpointer
+    holding its lock; a finalizer taking that lock again once hung the whole test run."""
+    db = connect(f"sqlite:///{tmp_path / 'cyclic.sqlite'}")
+    db.itself = db  # only the cyclic collector frees it
+    del db
+
+    def collect_holding_the_lock() -> None:
+        with _checkpointer._lock:
+            gc.collect()
+
+    collector = threading.Thread(target=collect_holding_the_lock, daemon=True)
+    collector.start()
+    collector.join(10)
+    assert not collector.is_alive(), "collecting an engine under the checkpointer's lock deadlocked"
+    other = tmp_path / "after.sqlite"
+    connect(f"sqlite:///{other}").dispose()  # and the checkpointer still takes new databases
 
 
 def _fill(conn: sa.Connection, table: str, values: dict) -> int:

@@ -85,29 +85,38 @@ class _Checkpointer:
     """
 
     def __init__(self) -> None:
-        self._paths: dict[int, str] = {}  # id(engine) -> file, while the engine lives
+        # id(engine) -> (weak reference to the engine, its file). No finalizer callbacks: the garbage
+        # collector runs them on whichever thread allocates, possibly one holding self._lock, and a
+        # callback taking that lock again deadlocked the process.
+        self._watched: dict[int, tuple[weakref.ref[Engine], str]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def watch(self, engine: Engine, path: str) -> None:
-        key = id(engine)
         with self._lock:
-            self._paths[key] = path
-            weakref.finalize(engine, self._forget, key)
+            self._watched[id(engine)] = (weakref.ref(engine), path)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="tongban-wal-checkpoint", daemon=True)
                 self._thread.start()
 
-    def _forget(self, key: int) -> None:
+    def paths(self) -> set[str]:
+        """The files of the engines still alive; the entries of collected ones are dropped."""
         with self._lock:
-            self._paths.pop(key, None)
+            watched = list(self._watched.items())
+        alive = set()
+        for key, (ref, path) in watched:
+            if ref() is not None:
+                alive.add(path)
+                continue
+            with self._lock:
+                if self._watched.get(key, (None, ""))[0] is ref:
+                    del self._watched[key]
+        return alive
 
     def _run(self) -> None:
         while True:
             time.sleep(CHECKPOINT_INTERVAL_S)
-            with self._lock:
-                paths = set(self._paths.values())
-            for path in paths:
+            for path in self.paths():
                 _checkpoint(path)
 
 
