@@ -7,11 +7,13 @@ STAMP  := $(VENV)/.installed-stamp
 .PHONY: run test lint bench system-deps install clean
 
 # validate → publish into the embedded SQLite default (./tongban.sqlite, or $$TONGBAN_DATABASE_URL)
-# → render every flowchart → run short simulations with simulated staff (each in a scratch database).
+# → one run of the timers → render every flowchart → run short simulations with simulated staff
+# (each in a scratch database).
 run: install
 	$(BIN)/tongban validate definitions/
 	$(BIN)/tongban db upgrade
 	$(BIN)/tongban publish definitions/
+	$(BIN)/tongban timers
 	@mkdir -p build/flowcharts
 	@for f in definitions/*.yaml; do \
 	  case $$(basename $$f) in departments.yaml|calendar.yaml) continue;; esac; \

@@ -164,6 +164,17 @@ def _upgrade(db: Any) -> None:
         raise click.ClickException(f"cannot upgrade {_shown(str(db.url))}: {_db_message(exc)}") from None
 
 
+def _schema_revision(db: Any, shown: str) -> str | None:
+    """The database's schema revision: the newest one, or None for an empty database; an older one is
+    a clear error (the code would not match its tables)."""
+    revision, head = _revisions(db)
+    if revision is not None and revision != head:
+        raise click.ClickException(
+            f"{shown} is at schema revision {revision}, this tongban needs {head}: run `tongban db upgrade`"
+        )
+    return revision
+
+
 @main.group()
 def db() -> None:
     """Create or inspect the database schema (Alembic migrations)."""
@@ -225,14 +236,9 @@ def publish(paths: tuple[Path, ...], url: str | None) -> None:
         raise click.ClickException(f"no such file or folder: {', '.join(missing)}")
     database, shown = _open_database(url)
     try:
-        revision, head = _revisions(database)
-        if revision is None:
+        if _schema_revision(database, shown) is None:
             _upgrade(database)
-            click.echo(f"{shown}: empty database, schema created (revision {head})")
-        elif revision != head:
-            raise click.ClickException(
-                f"{shown} is at schema revision {revision}, this tongban needs {head}: run `tongban db upgrade`"
-            )
+            click.echo(f"{shown}: empty database, schema created (revision {_revisions(database)[1]})")
         try:
             results = publish_paths(database, list(targets), datetime.now(TZ))
         except DBAPIError as exc:
@@ -532,6 +538,49 @@ def _year_ranges(years: list[int]) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# tongban timers
+
+
+@main.command()
+@url_option
+@_calendar_option
+def timers(url: str | None, calendar_file: Path | None) -> None:
+    """Run the scheduled work once: the 容缺 timer, then the SLA sweep.
+
+    The 容缺 timer terminates (终止办理) every case whose deferred materials are past their supply
+    deadline; the sweep raises the yellow (黄牌) and red (红牌) cards that have come due, notifies the
+    owners and escalates overdue tasks. Run it every minute from cron or a systemd timer. Running it
+    twice changes nothing the second time.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    from .engine import Engine
+
+    calendar, _ = _load_calendar(calendar_file)
+    database, shown = _open_database(url)
+    try:
+        if _schema_revision(database, shown) is None:
+            raise click.ClickException(f"{shown} has no schema yet: run `tongban db upgrade` and `tongban publish`")
+        engine = Engine(database, calendar)
+        try:
+            terminated = engine.terminate_lapsed_deferrals()
+            swept = engine.sweep()
+        except DBAPIError as exc:
+            raise click.ClickException(f"cannot run the timers on {shown}: {_db_message(exc)}") from None
+        finally:
+            engine.close()
+    finally:
+        database.dispose()
+    ids = f": case {', '.join(map(str, terminated))}" if terminated else ""
+    click.echo(f"容缺 timer: {len(terminated)} case(s) terminated (终止办理){ids}")
+    click.echo(
+        f"SLA sweep: {swept.tasks_warning} task(s) and {swept.cases_warning} case(s) turned yellow (黄牌), "
+        f"{swept.tasks_overdue} task(s) and {swept.cases_overdue} case(s) red (红牌); "
+        f"{swept.alerts} alert(s), {swept.notifications} notification(s), {swept.escalations} escalation(s)"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
 # tongban simulate
 
 STATE_LABELS = {
@@ -539,6 +588,7 @@ STATE_LABELS = {
     "rejected": "不予许可",
     "not_accepted": "不予受理",
     "withdrawn": "撤回",
+    "terminated": "终止办理",
     "in_progress": "办理中",
     "suspended": "暂停计时",
     "accepted": "已受理",

@@ -1,4 +1,4 @@
-"""The tongban commands that drive the engine: db, publish, calendar, doctor, simulate."""
+"""The tongban commands that drive the engine: db, publish, calendar, doctor, timers, simulate."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from orchestrator.calendar import TZ, BusinessCalendar
 from orchestrator.cli import main
 from orchestrator.engine import Engine
-from orchestrator.store import connect
+from orchestrator.store import connect, upgrade
 
 from .conftest import DEFINITIONS, FIXTURES
 
@@ -227,6 +227,48 @@ def counts(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith(keep)]
 
 
+# -- tongban timers -------------------------------------------------------------------------------
+
+
+def test_timers_terminate_lapsed_deferrals_then_raise_the_cards_once(url, folder):
+    assert run("publish", str(folder), "--url", url).exit_code == 0
+    db = connect(url)
+    engine = Engine(db, BusinessCalendar(), lambda: datetime(2026, 3, 2, 10, 0, tzinfo=TZ))  # the past
+    engine.add_user("zwfw1", "窗口", [("zwfw", "handler")])
+    form = {"company_name": "甲公司", "needs_seal": True, "employees": 0}
+    owing = engine.submit_case("kaiban-mini", {"id": "A1", "name": "张三"}, form, ["id_card"])
+    engine.accept_case(owing, "zwfw1", deferred=["lease"], deferred_limit="4h")
+    late = engine.submit_case("kaiban-mini", {"id": "A2", "name": "李四"}, form, ["id_card", "lease"])
+    engine.accept_case(late, "zwfw1")
+    engine.close()
+
+    result = run("timers", "--url", url)  # now: long after both deadlines
+    assert result.exit_code == 0, result.output
+    assert f"容缺 timer: 1 case(s) terminated (终止办理): case {owing}" in result.output
+    assert "0 task(s) and 0 case(s) turned yellow (黄牌), 1 task(s) and 1 case(s) red (红牌)" in result.output
+    with db.connect() as conn:
+        states = dict(conn.execute(sa.text("select id, state from cases")).all())
+    db.dispose()
+    assert states == {owing: "terminated", late: "accepted"}
+
+    again = run("timers", "--url", url)
+    assert again.exit_code == 0, again.output
+    assert "容缺 timer: 0 case(s) terminated" in again.output
+    assert "0 task(s) and 0 case(s) red (红牌); 0 alert(s)" in again.output
+
+
+def test_timers_need_the_current_schema(url):
+    result = run("timers", "--url", url)
+    assert result.exit_code == 1
+    assert "has no schema yet: run `tongban db upgrade` and `tongban publish`" in result.output
+    db = connect(url)
+    upgrade(db, "0005")
+    db.dispose()
+    result = run("timers", "--url", url)
+    assert result.exit_code == 1
+    assert "is at schema revision 0005, this tongban needs 0006: run `tongban db upgrade`" in result.output
+
+
 def test_simulate_runs_cases_to_the_end_and_is_deterministic_for_a_seed():
     path = str(DEFINITIONS / "kaiban-qiye.yaml")
     first = run("simulate", path, "--cases", "20", "--seed", "1")
@@ -237,7 +279,7 @@ def test_simulate_runs_cases_to_the_end_and_is_deterministic_for_a_seed():
     assert re.search(r"^wall seconds\s+[\d.]+", first.output, re.M)
     states = dict(re.findall(r"(\w+)（[^）]+） (\d+)", next(x for x in lines if x.startswith("states"))))
     assert sum(map(int, states.values())) == 20
-    assert set(states) <= {"completed", "rejected", "not_accepted", "withdrawn"}  # every case ended
+    assert set(states) <= {"completed", "rejected", "not_accepted", "withdrawn", "terminated"}  # every case ended
     assert int(states.get("completed", 0)) >= 15  # mostly approve
     second = run("simulate", path, "--cases", "20", "--seed", "1")
     assert counts(second.output) == lines

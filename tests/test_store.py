@@ -10,10 +10,13 @@ import threading
 import time
 
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 
 from orchestrator.store import connect, upgrade
 from orchestrator.store.db import _checkpointer
 from orchestrator.store.migrate import current
+from orchestrator.store.models import Base
 
 
 def _wait_for(condition, seconds: float = 10.0) -> bool:
@@ -115,5 +118,14 @@ def test_a_database_with_cases_upgrades_from_0003(tmp_path):
         assert conn.exec_driver_sql("SELECT number, revision FROM cases").all() == [("TB-OLD-1", 1)]
         assert conn.exec_driver_sql("SELECT count(*) FROM tasks WHERE case_id = ?", (case_id,)).scalar() == 1
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-    assert current(db) == "0005"
+    assert current(db) == "0006"
+    db.dispose()
+
+
+def test_the_migrations_build_the_schema_the_models_describe(tmp_path):
+    """A column or index added to the models without its migration (or the reverse) shows up here."""
+    db = connect(f"sqlite:///{tmp_path / 'schema.sqlite'}")
+    upgrade(db)
+    with db.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     db.dispose()

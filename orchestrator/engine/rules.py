@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from .errors import NotAllowed
 
 CASE_STATES = ("submitted", "accepted", "in_progress", "suspended", "completed", "not_accepted", "rejected",
-               "withdrawn")  # fmt: skip
-CASE_FINAL = frozenset({"completed", "not_accepted", "rejected", "withdrawn"})
+               "withdrawn", "terminated")  # fmt: skip
+CASE_FINAL = frozenset({"completed", "not_accepted", "rejected", "withdrawn", "terminated"})
 TASK_STATES = ("ready", "claimed", "completed", "skipped", "cancelled")
 TASK_OPEN = frozenset({"ready", "claimed"})
 TASK_DONE = frozenset({"completed", "skipped"})
@@ -50,6 +50,7 @@ CASE_RULES = {
     "extend": _rule("extend", "延长审批", OPEN_CASE | {"suspended"}, None),
     "withdraw": _rule("withdraw", "撤回申请", {"submitted", "accepted", "in_progress", "suspended"}, "withdrawn"),
     "reject": _rule("reject", "不予许可", OPEN_CASE, "rejected"),
+    "terminate": _rule("terminate", "终止办理（容缺材料逾期未补齐）", OPEN_CASE | {"suspended"}, "terminated"),
     "complete": _rule("complete", "办结", OPEN_CASE, "completed"),
     "evaluate": _rule("evaluate", "好差评", {"completed"}, None),
     "work": _rule("work", "办理", OPEN_CASE, None),

@@ -232,6 +232,9 @@ class _Tx:
             }
         )
 
+    def tell_applicant(self, case: dict[str, Any], kind: str, message: str) -> None:
+        self.notify(kind, message, case_id=case["id"], user=case["applicant"].get("id"))
+
     def notify(
         self,
         kind: str,
@@ -694,9 +697,7 @@ class Engine:
         if case["state"] == "accepted":  # an all-automatic case never had a department start work
             self._set_case_state(tx, case, "start_work", SYSTEM)  # recorded, so the history replays
         self._set_case_state(tx, case, "complete", SYSTEM, **values)
-        tx.notify(
-            "case_completed", f"您的办件 {case['number']} 已办结", case_id=case["id"], user=case["applicant"].get("id")
-        )
+        tx.tell_applicant(case, "case_completed", f"您的办件 {case['number']} 已办结")
 
     def _save_case_form(self, tx: _Tx, case: dict[str, Any]) -> None:
         if case.pop("_form_changed", False) and case["state"] not in CASE_FINAL:
@@ -708,12 +709,7 @@ class Engine:
         if case.pop("_form_changed", False):  # edits made with the refusal are part of its record
             values["form"] = case["form"]
         self._set_case_state(tx, case, "reject", actor, **values)
-        tx.notify(
-            "case_rejected",
-            f"您的办件 {case['number']} 不予许可：{reason}",
-            case_id=case["id"],
-            user=case["applicant"].get("id"),
-        )
+        tx.tell_applicant(case, "case_rejected", f"您的办件 {case['number']} 不予许可：{reason}")
 
     def _cancel_open(self, tx: _Tx, case: dict[str, Any], tasks: list[dict[str, Any]], actor: str, why: str) -> None:
         values = {"state": "cancelled", "completed_at": tx.now}
@@ -930,12 +926,7 @@ class Engine:
                     department=definition.entry.department,
                     role=None,
                 )
-            tx.notify(
-                "case_accepted",
-                f"您的办件 {case['number']} 已受理",
-                case_id=case["id"],
-                user=case["applicant"].get("id"),
-            )
+            tx.tell_applicant(case, "case_accepted", f"您的办件 {case['number']} 已受理")
             self._progress(tx, case, definition, tasks, entry["id"])
             self._save_case_form(tx, case)
 
@@ -952,12 +943,7 @@ class Engine:
                 tx, case, "refuse", actor, outcome="not_accepted", reason=reason, remedy=remedy, closed_at=tx.now
             )
             self._negative_decision(tx, case, entry, f"不予受理：{reason}")
-            tx.notify(
-                "case_not_accepted",
-                f"您的办件 {case['number']} 不予受理：{reason}。{remedy}",
-                case_id=case["id"],
-                user=case["applicant"].get("id"),
-            )
+            tx.tell_applicant(case, "case_not_accepted", f"您的办件 {case['number']} 不予受理：{reason}。{remedy}")
 
     def request_supplement(self, case_id: int, actor: str, missing: Sequence[str], notice: str) -> int:
         """一次性告知: one notice listing every missing material; the clock has not started yet."""
@@ -1007,12 +993,7 @@ class Engine:
         else:
             self._update_task(tx, task, waiting="applicant", opinion=notice)
         tx.event(case["id"], "supplement_requested", task=task, actor=actor, data={"missing": missing})
-        tx.notify(
-            "supplement_requested",
-            f"办件 {case['number']} 需补正：{notice}",
-            case_id=case["id"],
-            user=case["applicant"].get("id"),
-        )
+        tx.tell_applicant(case, "supplement_requested", f"办件 {case['number']} 需补正：{notice}")
         return supplement_id
 
     def supply_materials(self, case_id: int, applicant_id: str, materials: Sequence[str]) -> None:
@@ -1030,6 +1011,12 @@ class Engine:
             ).first()
             if open_notice is None and not case["deferred"]:
                 raise NotAllowed(f"case {case['number']} is not waiting for materials")
+            if open_notice is None and self._deferral_lapsed(case, tx.now):
+                deadline = case["deferred_due_at"].astimezone(TZ)
+                raise NotAllowed(
+                    f"the 容缺 supply deadline {deadline:%Y-%m-%d %H:%M} has passed: case {case['number']} is to "
+                    "be terminated (终止办理) and takes no more materials"
+                )
             owed = set(open_notice.missing if open_notice else case["deferred"])
             still = sorted(owed - set(supplied))
             if open_notice is not None and still:
@@ -1629,11 +1616,8 @@ class Engine:
         ).scalar_one()
         self._update_tasks(tx, [(t, {"sla_state": "paused"}) for t in tasks if t["state"] in TASK_OPEN and t["due_at"]])
         tx.event(case["id"], "clock_stopped", actor=actor, data={"kind": kind, "reason": reason, "expected": expected})
-        tx.notify(
-            "case_suspended",
-            f"您的办件 {case['number']} 进入{SUSPENSION_KINDS[kind]}，期间不计时：{reason}",
-            case_id=case["id"],
-            user=case["applicant"].get("id"),
+        tx.tell_applicant(
+            case, "case_suspended", f"您的办件 {case['number']} 进入{SUSPENSION_KINDS[kind]}，期间不计时：{reason}"
         )
         return suspension_id
 
@@ -1737,12 +1721,7 @@ class Engine:
             tx.event(
                 case["id"], "extended", actor=actor, data={"amount": str(limit), "approver": approver, "reason": reason}
             )
-            tx.notify(
-                "case_extended",
-                f"您的办件 {case['number']} 经批准延长 {limit.label}：{reason}",
-                case_id=case["id"],
-                user=case["applicant"].get("id"),
-            )
+            tx.tell_applicant(case, "case_extended", f"您的办件 {case['number']} 经批准延长 {limit.label}：{reason}")
 
     def _require_case_worker(self, tx: _Tx, case: dict, tasks: list, actor: str, what: str) -> None:
         departments = {t["department"] for t in tasks if t["state"] in TASK_OPEN or t["waiting"]}
@@ -1761,15 +1740,65 @@ class Engine:
             CASE_RULES["withdraw"].check(case["state"], f"case {case['number']}")
             tasks = self._case_tasks(tx, case_id)
             self._cancel_open(tx, case, tasks, applicant_id, "withdrawn")
-            if case["state"] == "suspended":
-                tx.conn.execute(
-                    update(Suspension.__table__)
-                    .where(Suspension.case_id == case_id, Suspension.ended_at.is_(None))
-                    .values(ended_at=tx.now, result="撤回申请")
-                )
+            self._end_suspension(tx, case, "撤回申请")
             self._set_case_state(
                 tx, case, "withdraw", applicant_id, outcome="withdrawn", reason=reason or None, closed_at=tx.now
             )
+
+    def _end_suspension(self, tx: _Tx, case: dict[str, Any], result: str) -> None:
+        """A suspended case that closes ends its open 特别程序 with it."""
+        if case["state"] == "suspended":
+            tx.conn.execute(
+                update(Suspension.__table__)
+                .where(Suspension.case_id == case["id"], Suspension.ended_at.is_(None))
+                .values(ended_at=tx.now, result=result)
+            )
+
+    def terminate_lapsed_deferrals(self) -> list[int]:
+        """容缺受理's timer: every open case whose 容缺 materials are still owed after their supply
+        deadline is terminated (终止办理), each in a transaction of its own. Returns their ids.
+
+        Run it on the schedule of the SLA sweep. The deadline is the applicant's pledge, so a
+        suspension does not stop it; a case supplied or closed in the meantime is left alone.
+        """
+        now = self.clock()
+        lapsable = CASE_RULES["terminate"].from_states
+        with self.db.connect() as conn:
+            lapsed = (
+                conn.execute(
+                    select(_cases.c.id)
+                    .where(_cases.c.deferred_due_at < now, _cases.c.state.in_(sorted(lapsable)))
+                    .order_by(_cases.c.id)
+                )
+                .scalars()
+                .all()
+            )
+        terminated = []
+        for case_id in lapsed:
+            with self._transition() as tx:
+                case = self._lock_case(tx, case_id)
+                if self._deferral_lapsed(case, tx.now) and case["state"] in lapsable:
+                    self._terminate(tx, case)
+                    terminated.append(case_id)
+        return terminated
+
+    @staticmethod
+    def _deferral_lapsed(case: dict[str, Any], now: datetime) -> bool:
+        return bool(case["deferred"]) and case["deferred_due_at"] is not None and case["deferred_due_at"] < now
+
+    def _terminate(self, tx: _Tx, case: dict[str, Any]) -> None:
+        definition = self._definition(tx, case)
+        labels = {m.key: m.label for m in definition.materials}
+        owed = "、".join(labels.get(m, m) for m in case["deferred"])
+        deadline = case["deferred_due_at"].astimezone(TZ)
+        reason = f"容缺受理的材料逾期未补齐：{owed}（补齐期限 {deadline:%Y-%m-%d %H:%M}）"
+        tasks = self._case_tasks(tx, case["id"])
+        self._cancel_open(tx, case, tasks, SYSTEM, "deferral_lapsed")
+        self._end_suspension(tx, case, "终止办理")
+        self._set_case_state(tx, case, "terminate", SYSTEM, outcome="terminated", reason=reason, closed_at=tx.now)
+        window = next((t for t in tasks if t["kind"] == "acceptance"), None)  # it accepted under the pledge
+        self._negative_decision(tx, case, window, f"终止办理：{reason}")
+        tx.tell_applicant(case, "case_terminated", f"您的办件 {case['number']} 已终止办理：{reason}")
 
     def issue_certificates(
         self,

@@ -274,10 +274,18 @@ def act(
     if rng.random() < behaviour.withdraw:
         engine.withdraw_case(case_id, applicant, "申请人主动撤回（模拟）")
         return True
-    if case.deferred and rng.random() < behaviour.supply_deferred:
+    in_time = case.deferred_due_at is None or case.deferred_due_at >= engine.clock()  # else the timer ends it
+    if case.deferred and in_time and rng.random() < behaviour.supply_deferred:
         engine.supply_materials(case_id, applicant, list(case.deferred))
         return True
-    workable = [t for t in snap.tasks if t.waiting is None]
+    # certificates go out only once 容缺 materials are in
+    workable = [t for t in snap.tasks if t.waiting is None and not (case.deferred and t.kind == "issue")]
+    if not workable and case.deferred:
+        if in_time:
+            engine.supply_materials(case_id, applicant, list(case.deferred))
+        else:
+            engine.terminate_lapsed_deferrals()  # the timer's next run
+        return True
     if not workable:
         raise SimulationStuck(f"case {case.number} is {case.state} with no task anyone can work")
     task = rng.choice(workable)  # claim order: whichever ready task someone picks up first
@@ -423,7 +431,7 @@ class SimulationReport:
     actions: int  # service calls made by simulated people
     tasks_completed: int  # task rows completed (auto and notify steps complete themselves)
     wall_seconds: float
-    by_state: dict[str, int]  # completed / rejected / not_accepted / withdrawn …
+    by_state: dict[str, int]  # completed / rejected / not_accepted / withdrawn / terminated …
     by_outcome: dict[str, int]  # approved / partly_approved / rejected …
     on_time: int  # closed cases that closed by their due time
     overdue: int  # closed cases that closed after it
@@ -548,10 +556,10 @@ def _run(
             if behaviour.sweep_every and engine.calendar.working_time_between(swept, clock.now) >= timedelta(
                 minutes=behaviour.sweep_every
             ):
-                engine.sweep(clock.now)
+                _timers(engine)
                 swept = clock.now
         if behaviour.sweep_every:
-            engine.sweep(clock.now)
+            _timers(engine)
         wall = wallclock.perf_counter() - began
         report = _count(engine, made, result.key, result.version, shown, actions, wall, start, clock.now)  # type: ignore[arg-type]
         report.users = staff.users
@@ -559,6 +567,12 @@ def _run(
         return report
     finally:
         db.dispose()
+
+
+def _timers(engine: Engine) -> None:
+    """What the scheduled job runs: the 容缺 timer, then the SLA sweep."""
+    engine.terminate_lapsed_deferrals()
+    engine.sweep()
 
 
 def _count(

@@ -89,6 +89,7 @@ OPEN_FILTER = text("state IN ('ready', 'claimed')")
 READY_FILTER = text("state = 'ready'")
 CLAIMED_FILTER = text("state = 'claimed'")
 CASE_OPEN_FILTER = text("state IN ('accepted', 'in_progress')")
+DEFERRED_FILTER = text("deferred_due_at IS NOT NULL")
 
 
 class Base(DeclarativeBase):
@@ -143,6 +144,10 @@ class Case(Base):
         Index("ix_cases_open_due", "due_at", sqlite_where=CASE_OPEN_FILTER, postgresql_where=CASE_OPEN_FILTER),
         Index("ix_cases_open_warn", "warn_at", sqlite_where=CASE_OPEN_FILTER, postgresql_where=CASE_OPEN_FILTER),
         Index("ix_cases_definition_state", "definition_key", "state"),
+        # 容缺 timer (terminate_lapsed_deferrals): only cases that still owe materials
+        Index(
+            "ix_cases_deferred_due", "deferred_due_at", sqlite_where=DEFERRED_FILTER, postgresql_where=DEFERRED_FILTER
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -5,7 +5,8 @@ surveys; a few ``when`` conditions over bool fields; some ``on_reject: continue`
 edit a bool field the later conditions read), publishes it, starts one fresh case, and then drives
 it with random operations: acceptance (补正 before acceptance, 容缺), claims, releases, 改派,
 completions (approve / reject / return for 补正), supply of materials, suspensions and resumptions,
-延长, 退回, 撤回 of a completion, withdrawal, and clock advances (never backwards). Finally the case is
+延长, 退回, 撤回 of a completion, withdrawal, and clock advances (never backwards), each followed by
+the 容缺 timer (terminate_lapsed_deferrals). Finally the case is
 driven to its end. After every operation the history and the rows are checked:
 
 * no task completed twice: per step at most one live (non-superseded, not cancelled) task, and each
@@ -213,6 +214,9 @@ class Checker:
         if case["state"] == "rejected":
             assert case["outcome"] == "rejected" and case["reason"]
             assert any(t["outcome"] == "reject" and not t["superseded"] for t in tasks)
+        if case["state"] == "terminated":
+            assert case["outcome"] == "terminated" and case["reason"]
+            assert case["deferred"] and case["deferred_due_at"] < case["closed_at"], f"{where}: terminated in time"
         if case["state"] == "suspended":
             assert sum(1 for s in snap["suspensions"] if s["ended_at"] is None) == 1
             for task in open_tasks:
@@ -366,6 +370,7 @@ class Driver:
         minutes = self.draw(st.sampled_from([1, 10, 60, 3 * 60, 24 * 60, 3 * 24 * 60]), "minutes")
         self.clock.advance(minutes=minutes)
         self.log.append(f"clock +{minutes}min -> {self.clock.now}")
+        self.run("terminate_lapsed_deferrals", self.engine.terminate_lapsed_deferrals)  # the scheduled timer
 
     def op_accept(self, snap: dict, *_: Any) -> None:
         missing = sorted({"id_card", "lease"} - set(snap["case"]["materials"]))
@@ -384,7 +389,7 @@ class Driver:
                 self.case_id,
                 self.draw(st.sampled_from(["zwfw1", "zwfw2", "scjg1", "zwfw3"]), "acceptor"),
                 deferred=deferred,
-                deferred_limit="2d" if deferred else None,
+                deferred_limit=self.draw(st.sampled_from(["2d", "1h"]), "deferred limit") if deferred else None,
             )
 
     def op_refuse(self, *_: Any) -> None:

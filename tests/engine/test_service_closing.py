@@ -1,4 +1,5 @@
-"""Closing a case: withdraw_case (撤回申请, applicant only), issue_certificates (证照发放 / 出件:
+"""Closing a case: withdraw_case (撤回申请, applicant only), terminate_lapsed_deferrals (容缺 materials
+not supplied by their deadline: 终止办理), issue_certificates (证照发放 / 出件:
 numbers, delivery allowed by the step, mail needs a tracking number; completes the case) and
 evaluate_case (好差评: once; 不满意 or worse opens a rectification task with a working-day due time)."""
 
@@ -11,6 +12,7 @@ from orchestrator.engine import Conflict, InvalidData, NotAllowed
 from .helpers import (
     KAIBAN_APPLICANT,
     accepted_kaiban,
+    alerts,
     at,
     case_row,
     events,
@@ -94,6 +96,87 @@ def test_only_the_applicant_withdraws_and_only_an_open_case(engine, clock):
     done = completed_case(engine, clock)
     with refused(engine, NotAllowed, "撤回申请 (withdraw) is not allowed", "is completed"):
         engine.withdraw_case(done, KAIBAN_APPLICANT["id"])
+
+
+# ----------------------------------------------------------------------------------------------
+# terminate_lapsed_deferrals
+
+
+def deferred_case(engine) -> int:
+    """A kaiban-mini case accepted at 10:00 under 容缺: the lease is owed by 14:00."""
+    case_id = submit_kaiban(engine, materials=["id_card"])
+    engine.accept_case(case_id, "zwfw1", deferred=["lease"], deferred_limit="4h")
+    return case_id
+
+
+def test_容缺_materials_not_supplied_by_their_deadline_terminate_the_case(engine, clock):
+    case_id = deferred_case(engine)
+    engine.claim_task(open_tasks(engine, case_id)["licence"], "scjg1")
+    clock.set(at(2, 14))
+    assert engine.terminate_lapsed_deferrals() == []  # the deadline itself is still in time
+    clock.set(at(2, 14, 1))
+    assert engine.terminate_lapsed_deferrals() == [case_id]
+    case = case_row(engine, case_id)
+    assert (case["state"], case["outcome"], case["closed_at"]) == ("terminated", "terminated", at(2, 14, 1))
+    assert case["reason"] == "容缺受理的材料逾期未补齐：住所使用证明（补齐期限 2026-03-02 14:00）"
+    assert open_tasks(engine, case_id) == {}
+    assert step_states(engine, case_id) == {"accept": "completed", "licence": "cancelled"}
+    (cancelled,) = events(engine, case_id, "task_cancelled")
+    assert (cancelled["actor"], cancelled["from_state"], cancelled["data"]) == (
+        "system",
+        "claimed",
+        {"why": "deferral_lapsed"},
+    )
+    assert [(e["from_state"], e["to_state"], e["actor"]) for e in events(engine, case_id, "terminate")] == [
+        ("in_progress", "terminated", "system")
+    ]
+    (told,) = notifications(engine, case_id, "case_terminated")
+    assert told["recipient_user"] == KAIBAN_APPLICANT["id"] and "已终止办理" in told["message"]
+    (reported,) = alerts(engine, case_id, "negative_decision")  # 否定报备 to the window that accepted
+    assert reported["department"] == "zwfw" and "终止办理" in reported["message"]
+    assert engine.terminate_lapsed_deferrals() == []  # once
+    with refused(engine, NotAllowed, "is terminated; it takes no more materials"):
+        engine.supply_materials(case_id, KAIBAN_APPLICANT["id"], ["lease"])
+    with refused(engine, NotAllowed, "撤回申请 (withdraw) is not allowed", "is terminated"):
+        engine.withdraw_case(case_id, KAIBAN_APPLICANT["id"])
+
+
+def test_materials_supplied_in_time_stop_the_timer(engine, clock):
+    case_id = deferred_case(engine)
+    clock.set(at(2, 13, 59))
+    engine.supply_materials(case_id, KAIBAN_APPLICANT["id"], ["lease"])
+    clock.set(at(5, 10))
+    assert engine.terminate_lapsed_deferrals() == []
+    assert case_row(engine, case_id)["state"] == "accepted"
+
+
+def test_a_late_supply_is_refused_and_the_timer_still_terminates(engine, clock):
+    case_id = deferred_case(engine)
+    clock.set(at(2, 15))
+    with refused(engine, NotAllowed, "容缺 supply deadline 2026-03-02 14:00 has passed", "to be terminated"):
+        engine.supply_materials(case_id, KAIBAN_APPLICANT["id"], ["lease"])
+    assert engine.terminate_lapsed_deferrals() == [case_id]
+
+
+def test_a_suspension_does_not_stop_the_applicants_deadline_and_ends_with_the_case(engine, clock):
+    case_id = deferred_case(engine)
+    engine.suspend_case(case_id, "scjg1", "hearing", "听证")
+    clock.set(at(3, 10))
+    assert engine.terminate_lapsed_deferrals() == [case_id]
+    assert case_row(engine, case_id)["state"] == "terminated"
+    (suspension,) = rows_of(engine, "suspensions", case_id)
+    assert (suspension["ended_at"], suspension["result"]) == (at(3, 10), "终止办理")
+    assert [(e["from_state"], e["to_state"]) for e in events(engine, case_id, "terminate")] == [
+        ("suspended", "terminated")
+    ]
+
+
+def test_closed_cases_are_never_terminated(engine, clock):
+    withdrawn = deferred_case(engine)
+    engine.withdraw_case(withdrawn, KAIBAN_APPLICANT["id"])
+    clock.set(at(3, 10))
+    assert engine.terminate_lapsed_deferrals() == []
+    assert case_row(engine, withdrawn)["state"] == "withdrawn"
 
 
 # ----------------------------------------------------------------------------------------------
