@@ -391,6 +391,19 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
                 f"step {step.id!r}: unknown department {step.department!r}"
                 f"{did_you_mean(step.department, departments)}; departments are listed in {DEPARTMENTS_FILE}",
             )
+        elif step.role or getattr(step, "signers", None):
+            # a role nobody in the department can hold leaves the task (or its countersign) unworkable
+            department = departments[step.department]
+            roles = {department.supervisor_role, *department.roles}
+            named = [(("role",), step.role)] if step.role else []
+            named += [(("signers", position), role) for position, role in enumerate(getattr(step, "signers", ()))]
+            for where, role in named:
+                if role not in roles:
+                    at(
+                        (*loc, *where),
+                        f"step {step.id!r}: {role!r} is no role of department {step.department!r}"
+                        f"{did_you_mean(role, roles)}; add it to the department's roles in {DEPARTMENTS_FILE}",
+                    )
         for position, participant in enumerate(getattr(step, "participants", ())):
             if participant not in departments:
                 at(

@@ -264,6 +264,20 @@ def test_countersign_needs_two_signers(departments):
     assert problems(departments, steps) == ["t.yaml:9:3: step 'licence': sign: all needs at least two signers (roles)"]
 
 
+def test_roles_must_be_roles_of_the_steps_department(departments):
+    """A role nobody can hold leaves a countersign unsigned forever: the designer hears of it at once."""
+    steps = GOOD.replace(
+        "department: scjg, after: [accept], limit: 4h}",
+        "department: gaj, after: [accept], limit: 4h, role: gaj_supervisor, sign: any, signers: [duty_a, dutyb]}",
+    ).replace("department: zwfw, after: [licence]", "department: zwfw, role: clerk, after: [licence]")
+    assert problems(departments, steps) == [
+        f"{at(9, 'dutyb')}: step 'licence': 'dutyb' is no role of department 'gaj' (did you mean 'duty_b'?); "
+        "add it to the department's roles in departments.yaml",
+        f"{at(10, 'clerk')}: step 'issue': 'clerk' is no role of department 'zwfw'; "
+        "add it to the department's roles in departments.yaml",
+    ]
+
+
 def test_unsafe_expression_is_refused(departments):
     steps = GOOD.replace("after: [accept],", 'after: [accept], when: "needs_seal.__class__",')
     assert problems(departments, steps) == [
