@@ -175,9 +175,11 @@ def scratch_postgres(prefix: str, *, durable: bool = True) -> Iterator[str]:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
             if not durable:
                 conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
-        yield server_url.rsplit("/", 1)[0] + f"/{name}"
-        with server.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        try:
+            yield server_url.rsplit("/", 1)[0] + f"/{name}"
+        finally:  # a failed run too: the shared test server would collect its databases
+            with server.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         server.dispose()
 
