@@ -164,15 +164,15 @@ def _upgrade(db: Any) -> None:
         raise click.ClickException(f"cannot upgrade {_shown(str(db.url))}: {_db_message(exc)}") from None
 
 
-def _schema_revision(db: Any, shown: str) -> str | None:
-    """The database's schema revision: the newest one, or None for an empty database; an older one is
-    a clear error (the code would not match its tables)."""
+def _schema_revision(db: Any, shown: str) -> tuple[str | None, str | None]:
+    """(the database's revision, the newest): the newest one, or None for an empty database; an older
+    one is a clear error (the code would not match its tables)."""
     revision, head = _revisions(db)
     if revision is not None and revision != head:
         raise click.ClickException(
             f"{shown} is at schema revision {revision}, this tongban needs {head}: run `tongban db upgrade`"
         )
-    return revision
+    return revision, head
 
 
 @main.group()
@@ -236,9 +236,10 @@ def publish(paths: tuple[Path, ...], url: str | None) -> None:
         raise click.ClickException(f"no such file or folder: {', '.join(missing)}")
     database, shown = _open_database(url)
     try:
-        if _schema_revision(database, shown) is None:
+        revision, head = _schema_revision(database, shown)
+        if revision is None:
             _upgrade(database)
-            click.echo(f"{shown}: empty database, schema created (revision {_revisions(database)[1]})")
+            click.echo(f"{shown}: empty database, schema created (revision {head})")
         try:
             results = publish_paths(database, list(targets), datetime.now(TZ))
         except DBAPIError as exc:
@@ -559,12 +560,11 @@ def timers(url: str | None, calendar_file: Path | None) -> None:
     calendar, _ = _load_calendar(calendar_file)
     database, shown = _open_database(url)
     try:
-        if _schema_revision(database, shown) is None:
+        if _schema_revision(database, shown)[0] is None:
             raise click.ClickException(f"{shown} has no schema yet: run `tongban db upgrade` and `tongban publish`")
         engine = Engine(database, calendar)
         try:
-            terminated = engine.terminate_lapsed_deferrals()
-            swept = engine.sweep()
+            terminated, swept = engine.run_timers()
         except DBAPIError as exc:
             raise click.ClickException(f"cannot run the timers on {shown}: {_db_message(exc)}") from None
         finally:

@@ -6,6 +6,7 @@ Every service function names its rule; a refused transition says which rule refu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from .errors import NotAllowed
 
@@ -16,6 +17,11 @@ TASK_STATES = ("ready", "claimed", "completed", "skipped", "cancelled")
 TASK_OPEN = frozenset({"ready", "claimed"})
 TASK_DONE = frozenset({"completed", "skipped"})
 OUTCOMES = ("approve", "reject", "return")
+
+
+def deferral_lapsed(deferred: list[str], deferred_due_at: datetime | None, now: datetime) -> bool:
+    """容缺 materials still owed after their supply deadline: the case is to be terminated."""
+    return bool(deferred) and deferred_due_at is not None and deferred_due_at < now
 
 
 @dataclass(frozen=True)

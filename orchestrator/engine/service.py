@@ -49,7 +49,7 @@ from . import dag
 from .errors import Conflict, InvalidData, NotAllowed, NotFound
 from .forms import check_form, check_materials, missing_materials
 from .publish import DefinitionCache
-from .rules import CASE_FINAL, CASE_RULES, TASK_OPEN, TASK_RULES
+from .rules import CASE_FINAL, CASE_RULES, TASK_OPEN, TASK_RULES, deferral_lapsed
 
 if TYPE_CHECKING:
     from .sla import SweepResult
@@ -690,10 +690,16 @@ class Engine:
             sla_state=None,
         )
 
-    def _finish(self, tx: _Tx, case: dict[str, Any], outcome: str) -> None:
-        values: dict[str, Any] = {"outcome": outcome, "closed_at": tx.now}
+    @staticmethod
+    def _closing(case: dict[str, Any], **values: Any) -> dict[str, Any]:
+        """The columns a closing transition writes, with the form if this transition edited it (the
+        edits are part of the record)."""
         if case.pop("_form_changed", False):
             values["form"] = case["form"]
+        return values
+
+    def _finish(self, tx: _Tx, case: dict[str, Any], outcome: str) -> None:
+        values = self._closing(case, outcome=outcome, closed_at=tx.now)
         if case["state"] == "accepted":  # an all-automatic case never had a department start work
             self._set_case_state(tx, case, "start_work", SYSTEM)  # recorded, so the history replays
         self._set_case_state(tx, case, "complete", SYSTEM, **values)
@@ -705,9 +711,7 @@ class Engine:
 
     def _reject_case(self, tx: _Tx, case: dict[str, Any], tasks: list[dict[str, Any]], actor: str, reason: str) -> None:
         self._cancel_open(tx, case, tasks, actor, "case_rejected")
-        values: dict[str, Any] = {"outcome": "rejected", "reason": reason, "closed_at": tx.now}
-        if case.pop("_form_changed", False):  # edits made with the refusal are part of its record
-            values["form"] = case["form"]
+        values = self._closing(case, outcome="rejected", reason=reason, closed_at=tx.now)
         self._set_case_state(tx, case, "reject", actor, **values)
         tx.tell_applicant(case, "case_rejected", f"您的办件 {case['number']} 不予许可：{reason}")
 
@@ -1011,7 +1015,7 @@ class Engine:
             ).first()
             if open_notice is None and not case["deferred"]:
                 raise NotAllowed(f"case {case['number']} is not waiting for materials")
-            if open_notice is None and self._deferral_lapsed(case, tx.now):
+            if open_notice is None and deferral_lapsed(case["deferred"], case["deferred_due_at"], tx.now):
                 deadline = case["deferred_due_at"].astimezone(TZ)
                 raise NotAllowed(
                     f"the 容缺 supply deadline {deadline:%Y-%m-%d %H:%M} has passed: case {case['number']} is to "
@@ -1777,14 +1781,11 @@ class Engine:
         for case_id in lapsed:
             with self._transition() as tx:
                 case = self._lock_case(tx, case_id)
-                if self._deferral_lapsed(case, tx.now) and case["state"] in lapsable:
+                lapsed_now = deferral_lapsed(case["deferred"], case["deferred_due_at"], tx.now)
+                if lapsed_now and case["state"] in lapsable:  # not supplied or closed meanwhile
                     self._terminate(tx, case)
                     terminated.append(case_id)
         return terminated
-
-    @staticmethod
-    def _deferral_lapsed(case: dict[str, Any], now: datetime) -> bool:
-        return bool(case["deferred"]) and case["deferred_due_at"] is not None and case["deferred_due_at"] < now
 
     def _terminate(self, tx: _Tx, case: dict[str, Any]) -> None:
         definition = self._definition(tx, case)
@@ -2036,6 +2037,12 @@ class Engine:
         from .sla import sweep
 
         return sweep(self.db, now or self.clock())
+
+    def run_timers(self) -> tuple[list[int], SweepResult]:
+        """The scheduled work, in its order: the 容缺 timer (a terminated case raises no SLA card), then
+        the SLA sweep. Returns the terminated case ids and the sweep's result."""
+        terminated = self.terminate_lapsed_deferrals()
+        return terminated, self.sweep()
 
     def run_auto_tasks(self, limit: int = 100) -> int:
         """The in-process runner for `auto` steps left for workers (auto_inline=False). Returns how many ran.

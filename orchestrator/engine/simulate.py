@@ -66,7 +66,7 @@ from ..definition.model import Department as DepartmentSpec
 from ..store.db import reading
 from ..store.models import Alert, Case, Signoff, Supplement, Task
 from .forms import missing_materials
-from .rules import CASE_FINAL, TASK_OPEN
+from .rules import CASE_FINAL, TASK_OPEN, deferral_lapsed
 from .samples import sample_form, sample_materials
 from .service import Engine
 
@@ -274,7 +274,7 @@ def act(
     if rng.random() < behaviour.withdraw:
         engine.withdraw_case(case_id, applicant, "申请人主动撤回（模拟）")
         return True
-    in_time = case.deferred_due_at is None or case.deferred_due_at >= engine.clock()  # else the timer ends it
+    in_time = not deferral_lapsed(case.deferred, case.deferred_due_at, engine.clock())  # else the timer ends it
     if case.deferred and in_time and rng.random() < behaviour.supply_deferred:
         engine.supply_materials(case_id, applicant, list(case.deferred))
         return True
@@ -556,10 +556,10 @@ def _run(
             if behaviour.sweep_every and engine.calendar.working_time_between(swept, clock.now) >= timedelta(
                 minutes=behaviour.sweep_every
             ):
-                _timers(engine)
+                engine.run_timers()
                 swept = clock.now
         if behaviour.sweep_every:
-            _timers(engine)
+            engine.run_timers()
         wall = wallclock.perf_counter() - began
         report = _count(engine, made, result.key, result.version, shown, actions, wall, start, clock.now)  # type: ignore[arg-type]
         report.users = staff.users
@@ -567,12 +567,6 @@ def _run(
         return report
     finally:
         db.dispose()
-
-
-def _timers(engine: Engine) -> None:
-    """What the scheduled job runs: the 容缺 timer, then the SLA sweep."""
-    engine.terminate_lapsed_deferrals()
-    engine.sweep()
 
 
 def _count(
