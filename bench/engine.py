@@ -2,7 +2,7 @@
 
 For 开办企业 (kaiban-qiye) and 工程建设项目施工许可 (gongcheng-shigong-xuke):
 
-* our engine drives cases to the end with simulated staff (orchestrator/engine/simulate.py, every
+* our engine drives cases to the end with simulated staff (orchestrator/simulation/simulate.py, every
   decision an approval) and times only the completing calls — ``accept_case`` (the window's step),
   ``complete_task`` (a signature of a review chain, survey or countersign counts as one) and
   ``issue_certificates``; each is one transaction, as one web request would be. Claims and the
@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from orchestrator.calendar import BusinessCalendar  # noqa: E402
 from orchestrator.definition.validator import load_departments  # noqa: E402
 from orchestrator.engine import Engine, publish_paths  # noqa: E402
-from orchestrator.engine.simulate import EVERYONE_APPROVES, SimClock, act, create_staff, submit_case  # noqa: E402
+from orchestrator.simulation.simulate import EVERYONE_APPROVES, SimClock, act, create_staff, submit_case  # noqa: E402
 from orchestrator.store import connect, prepared, upgrade  # noqa: E402
 from orchestrator.store.db import scratch_postgres  # noqa: E402
 

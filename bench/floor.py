@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from orchestrator.calendar import BusinessCalendar  # noqa: E402
 from orchestrator.definition.validator import load_departments  # noqa: E402
 from orchestrator.engine import Engine, publish_paths  # noqa: E402
-from orchestrator.engine.simulate import EVERYONE_APPROVES, SimClock, create_staff, submit_case  # noqa: E402
+from orchestrator.simulation.simulate import EVERYONE_APPROVES, SimClock, create_staff, submit_case  # noqa: E402
 from orchestrator.store import connect, upgrade  # noqa: E402
 
 DEFINITIONS = ROOT / "definitions"

@@ -40,7 +40,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from orchestrator.definition.model import Definition
 from orchestrator.definition.validator import load_definition, load_departments
-from orchestrator.engine.samples import sample_form
+from orchestrator.simulation.samples import sample_form
 
 DEFINITIONS_DIR = Path(__file__).resolve().parent.parent / "definitions"
 PROCESSES = ("kaiban-qiye", "gongcheng-shigong-xuke")

@@ -100,9 +100,18 @@ def schema() -> None:
 url_option = click.option(
     "--url",
     metavar="URL",
-    help="database URL (default: $TONGBAN_DATABASE_URL, else sqlite:///tongban.sqlite in this folder)",
+    help="database URL (default: $TONGBAN_DATABASE_URL, else sqlite:///tongban.sqlite in $TONGBAN_HOME or here)",
 )
-CALENDAR_FILE = Path(DEFAULT_DEFINITIONS) / "calendar.yaml"
+
+
+def _settings(url: str | None = None, calendar_file: Path | None = None) -> Any:
+    """The process settings (environment), with the command-line flags given."""
+    from .settings import SettingsError, load_settings
+
+    try:
+        return load_settings(database_url=url, calendar_file=str(calendar_file) if calendar_file else None)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _shown(url: str) -> str:
@@ -115,18 +124,40 @@ def _shown(url: str) -> str:
         return url
 
 
+def _make_engine(url: str | None = None, calendar_file: Path | None = None, **options: Any) -> Any:
+    """The engine of the settings (environment and flags); a bad URL or calendar is a clear error."""
+    from sqlalchemy.exc import ArgumentError
+
+    from .settings import SettingsError, make_engine
+
+    settings = _settings(url, calendar_file)
+    try:
+        return make_engine(settings, **options)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (ArgumentError, ImportError, ValueError) as exc:
+        raise click.ClickException(
+            f"cannot use database URL {_shown(settings.resolved_database_url)}: {exc} "
+            "(use sqlite:///file.sqlite or postgresql://user:password@host/db)"
+        ) from None
+
+
 def _open_database(url: str | None, timeout: int | None = None) -> tuple[Any, str]:
     """(SQLAlchemy engine, URL to print); a bad URL is a clear error. ``timeout``: seconds to connect."""
     from sqlalchemy.exc import ArgumentError
 
-    from .store import connect, database_url
+    from .settings import connect_database
 
-    resolved = database_url(url)
-    options: dict[str, Any] = {}
-    if timeout is not None and resolved.startswith("postgres"):
-        options["connect_args"] = {"connect_timeout": timeout}
+    settings = _settings(url)
+    resolved = settings.resolved_database_url
     try:
-        return connect(resolved, **options), _shown(resolved)
+        database = connect_database(settings)
+        if timeout is not None and resolved.startswith("postgres"):
+            database.dispose()
+            from .store import connect
+
+            database = connect(resolved, connect_args={"connect_timeout": timeout})
+        return database, _shown(resolved)
     except (ArgumentError, ImportError, ValueError) as exc:
         raise click.ClickException(
             f"cannot use database URL {_shown(resolved)}: {exc} "
@@ -276,20 +307,22 @@ def _calendar_option(function: Any) -> Any:
         "--calendar",
         "calendar_file",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help=f"operator calendar file (default: {CALENDAR_FILE} if it exists)",
+        help="operator calendar file (default: $TONGBAN_CALENDAR_FILE, else definitions/calendar.yaml; "
+        "'none' for the library's holiday data alone)",
     )(function)
 
 
 def _load_calendar(calendar_file: Path | None) -> tuple[Any, str]:
     """(BusinessCalendar, what was loaded); a broken file is a clear error."""
-    from .calendar import BusinessCalendar, CalendarError
+    from .settings import SettingsError, load_calendar
 
-    chosen = calendar_file or (CALENDAR_FILE if CALENDAR_FILE.is_file() else None)
+    settings = _settings(calendar_file=calendar_file)
     try:
-        calendar = BusinessCalendar.from_file(chosen)
-    except CalendarError as exc:
+        calendar = load_calendar(settings)
+    except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
-    return calendar, str(chosen) if chosen else "chinesecalendar data only (no calendar file)"
+    chosen = settings.calendar_path
+    return calendar, str(chosen) if chosen else "chinesecalendar data only (TONGBAN_CALENDAR_FILE=none)"
 
 
 def _parse_day(value: str, what: str) -> Any:
@@ -454,7 +487,7 @@ def doctor(url: str | None, calendar_file: Path | None, today_text: str | None) 
                 f"WARNING: {year} ({when}) has NO official holiday data. Deadlines reaching {year} are computed "
                 f"on weekends alone (Mon–Fri as working days) and flagged provisional. Add the State Council "
                 f"notice for {year} (国务院办公厅关于{year}年部分节假日安排的通知) under `years:` in "
-                f"{calendar_file or CALENDAR_FILE}, or upgrade chinesecalendar.",
+                f"{_settings(calendar_file=calendar_file).calendar_path}, or upgrade chinesecalendar.",
             )
     if failures:
         click.echo(f"{failures} hard failure(s)", err=True)
@@ -482,9 +515,7 @@ def _doctor_database(url: str | None, report: Any) -> int:
     """Report on the database; returns 1 on a hard failure."""
     from sqlalchemy.engine import make_url
 
-    from .store import database_url
-
-    resolved = database_url(url)
+    resolved = _settings(url).resolved_database_url
     try:
         parsed = make_url(resolved)
     except Exception as exc:
@@ -555,22 +586,17 @@ def timers(url: str | None, calendar_file: Path | None) -> None:
     """
     from sqlalchemy.exc import DBAPIError
 
-    from .engine import Engine
-
-    calendar, _ = _load_calendar(calendar_file)
-    database, shown = _open_database(url)
+    engine = _make_engine(url, calendar_file)
+    shown = _shown(str(engine.db.url))
     try:
-        if _schema_revision(database, shown)[0] is None:
+        if _schema_revision(engine.db, shown)[0] is None:
             raise click.ClickException(f"{shown} has no schema yet: run `tongban db upgrade` and `tongban publish`")
-        engine = Engine(database, calendar)
         try:
             terminated, swept = engine.run_timers()
         except DBAPIError as exc:
             raise click.ClickException(f"cannot run the timers on {shown}: {_db_message(exc)}") from None
-        finally:
-            engine.close()
     finally:
-        database.dispose()
+        engine.dispose()
     ids = f": case {', '.join(map(str, terminated))}" if terminated else ""
     click.echo(f"容缺 timer: {len(terminated)} case(s) terminated (终止办理){ids}")
     click.echo(
@@ -612,8 +638,8 @@ def simulate(file: Path, cases: int, seed: int, concurrency: int, url: str | Non
     every department, then accepts, claims, signs, approves — now and then rejects or returns for
     补正 — on a clock that moves in working time.
     """
-    from .engine.simulate import DefinitionRefused, SimulationStuck
-    from .engine.simulate import simulate as run
+    from .simulation.simulate import DefinitionRefused, SimulationStuck
+    from .simulation.simulate import simulate as run
 
     calendar, _ = _load_calendar(calendar_file or _beside(file, "calendar.yaml"))
     try:

@@ -385,6 +385,11 @@ class Engine:
         if conn is not None:
             conn.close()
 
+    def dispose(self) -> None:
+        """Close this thread's connection and every pooled one (the process is done with the database)."""
+        self.close()
+        self.db.dispose()
+
     def _sql(self, name: str) -> prepared.Prepared:
         return _SQL.get(name, self.db.dialect)
 

@@ -29,16 +29,22 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def connect(url: str | None = None, **engine_options: Any) -> Engine:
-    """An engine with the settings each backend needs for one-transaction-per-transition."""
+def connect(url: str | None = None, *, sqlite_synchronous: str = "FULL", **engine_options: Any) -> Engine:
+    """An engine with the settings each backend needs for one-transaction-per-transition.
+
+    ``sqlite_synchronous``: FULL (the default) makes every commit durable before it returns; NORMAL may
+    lose the last commits on a power cut (see the operator's guide) and is only ever chosen explicitly.
+    """
     url = database_url(url)
     engine_options = {"json_serializer": _json_text, "json_deserializer": orjson.loads, **engine_options}
     if url.startswith("sqlite"):
+        if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
+            raise ValueError(f"sqlite_synchronous {sqlite_synchronous!r}: use FULL or NORMAL")
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **engine_options)
-        _sqlite_setup(engine)
+        _sqlite_setup(engine, sqlite_synchronous)
         if path and path != ":memory:":
             _checkpointer.watch(engine, path)
         return engine
@@ -47,13 +53,16 @@ def connect(url: str | None = None, **engine_options: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **engine_options)
 
 
-def _sqlite_setup(engine: Engine) -> None:
+SQLITE_SYNCHRONOUS = ("FULL", "NORMAL")
+
+
+def _sqlite_setup(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         # the checkpointer thread (below) copies the WAL back; this is only the backstop should it stop
         cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
         cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
@@ -81,7 +90,7 @@ class _Checkpointer:
     copies the pages and waits for two fsyncs (about 10 ms here), which averaged over the commits
     between was most of a task completion's time. A PASSIVE checkpoint on another connection does
     the same work without blocking writers, and sqlite3 releases the GIL while it runs. The fsyncs
-    are the same as before (synchronous=NORMAL), so durability does not change.
+    are the same as before, so durability does not change.
     """
 
     def __init__(self) -> None:

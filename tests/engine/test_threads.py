@@ -16,7 +16,7 @@ from orchestrator.calendar import BusinessCalendar
 from orchestrator.definition.validator import load_departments
 from orchestrator.engine import Engine, publish_paths
 from orchestrator.engine.errors import TongbanError
-from orchestrator.engine.simulate import EVERYONE_APPROVES, SimClock, act, create_staff, submit_case
+from orchestrator.simulation.simulate import EVERYONE_APPROVES, SimClock, act, create_staff, submit_case
 
 from .helpers import assert_kept_copy_is_true, case_row, events, signoffs, tasks_of
 

@@ -63,12 +63,12 @@ from sqlalchemy import bindparam, func, select
 from ..calendar import TZ, BusinessCalendar
 from ..definition.model import Definition
 from ..definition.model import Department as DepartmentSpec
+from ..engine import Engine
+from ..engine.forms import missing_materials
+from ..engine.rules import CASE_FINAL, TASK_OPEN, deferral_lapsed
 from ..store.db import reading
 from ..store.models import Alert, Case, Signoff, Supplement, Task
-from .forms import missing_materials
-from .rules import CASE_FINAL, TASK_OPEN, deferral_lapsed
 from .samples import sample_form, sample_materials
-from .service import Engine
 
 __all__ = [
     "DEFAULT_START",
@@ -515,8 +515,8 @@ def _run(
     start: datetime,
 ) -> SimulationReport:
     from ..definition.validator import find_departments_file, load_departments
+    from ..engine.publish import publish_paths
     from ..store import connect, upgrade
-    from .publish import publish_paths
 
     path = Path(definition_path)
     db = connect(url)
