@@ -37,3 +37,15 @@ class InvalidData(TongbanError):
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         self.problems = problems or [message]
         super().__init__(message if problems is None else f"{message}: " + "; ".join(problems))
+
+
+class Busy(TongbanError):
+    """The database could not do it now (a deadlock, a serialization failure, a lock or pool timeout,
+    the server unreachable); nothing was written. Try again after ``retry_after`` seconds: the web
+    layer answers 503 with a ``Retry-After`` header."""
+
+    code = "busy"
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
