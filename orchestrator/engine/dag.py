@@ -59,12 +59,12 @@ def is_finished(definition: Definition, states: Mapping[str, str]) -> bool:
 
 def between(definition: Definition, start: str, end: str) -> list[str]:
     """Steps on some path from ``start`` to ``end``, both excluded (the steps a 退回 must redo)."""
-    down = _descendants(definition, start)
+    down = descendants(definition, start)
     up = _ancestors(definition, end)
     return [step.id for step in definition.steps if step.id in down and step.id in up]
 
 
-def _descendants(definition: Definition, step_id: str) -> set[str]:
+def descendants(definition: Definition, step_id: str) -> set[str]:
     found: set[str] = set()
     todo = list(definition.successors[step_id])
     while todo:

@@ -49,3 +49,10 @@ class Busy(TongbanError):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StoreFailure(TongbanError):
+    """A database error that is neither busy nor bad input: a bug or a broken server. Nothing was
+    written; the web layer answers 500 and logs it."""
+
+    code = "store_failure"

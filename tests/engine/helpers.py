@@ -225,6 +225,6 @@ def assert_kept_copy_is_true(
     assert kept.case == {k: v for k, v in case.items() if k != "sla_state"}, "the kept case differs"
     if kept.tasks is not None:
         assert kept.tasks == [{k: v for k, v in t.items() if k != "sla_state"} for t in tasks], "kept tasks differ"
-    for task_id, slots in kept.slots.items():
+    for task_id, slots in kept.signoffs.items():
         rows = sorted((s for s in signoff_rows if s["task_id"] == task_id), key=lambda s: s["position"])
         assert [vars(s) for s in slots] == rows, f"the kept sign-offs of task {task_id} differ"

@@ -42,7 +42,7 @@ from orchestrator.engine import dag
 from orchestrator.engine.errors import NotAllowed, TongbanError
 from orchestrator.engine.publish import store_definition
 from orchestrator.engine.rules import CASE_FINAL, TASK_OPEN
-from orchestrator.engine.service import RECTIFICATION_STEP
+from orchestrator.engine.rules import RECTIFICATION_STEP
 from orchestrator.store.models import Case, Event, Signoff, Supplement, Suspension, Task
 
 from .helpers import assert_kept_copy_is_true
