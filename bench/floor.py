@@ -3,7 +3,7 @@
 On a scratch database with the real schema and 150 accepted 开办企业 cases, each loop is the least a
 completion must write in one durable transaction: BEGIN IMMEDIATE; the case lock (``UPDATE cases SET
 revision = revision + 1 … RETURNING``); the task's new state; three history rows; COMMIT (WAL,
-synchronous=NORMAL, SQLite's own checkpoint, as a plain deployment would run it). Compare its time with
+synchronous=FULL unless --synchronous NORMAL, SQLite's own checkpoint, as a plain deployment would run it). Compare its time with
 bench/engine.py's time per completion, and with what 10× SpiffWorkflow's rate leaves per completion.
 
     .venv/bin/python bench/floor.py [--transactions 5000] [--runs 3]
@@ -56,10 +56,13 @@ def scratch_database(path: Path, cases: int) -> None:
     db.dispose()
 
 
+args_synchronous = "FULL"
+
+
 def loop(path: Path, transactions: int, seed: int) -> float:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA synchronous={args_synchronous}")
     tasks = conn.execute("SELECT id, case_id FROM tasks").fetchall()
     rng = random.Random(seed)
     started = time.perf_counter()
@@ -80,14 +83,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transactions", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--synchronous", choices=("FULL", "NORMAL"), default="FULL")
     args = parser.parse_args()
+    global args_synchronous
+    args_synchronous = args.synchronous
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "floor.sqlite"
         scratch_database(path, 150)
         results = [loop(path, args.transactions, run) for run in range(args.runs)]
     floor = statistics.median(results)
     print(f"minimal completion transaction on SQLite: {floor:.0f} µs (median of {args.runs})")
-    print(json.dumps({"floor_us_per_transaction": round(floor, 1), "runs": args.runs}))
+    print(
+        json.dumps(
+            {"floor_us_per_transaction": round(floor, 1), "runs": args.runs, "sqlite_synchronous": args.synchronous}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,9 @@ def connect(url: str | None = None, *, sqlite_synchronous: str = "FULL", **engin
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **engine_options)
-        _sqlite_setup(engine, sqlite_synchronous)
+        connect_args = {"timeout": 30, "check_same_thread": False, **engine_options.pop("connect_args", {})}
+        engine = create_engine(url, connect_args=connect_args, **engine_options)
+        _sqlite_setup(engine, sqlite_synchronous, int(float(connect_args["timeout"]) * 1000))
         if path and path != ":memory:":
             _checkpointer.watch(engine, path)
         return engine
@@ -56,7 +57,7 @@ def connect(url: str | None = None, *, sqlite_synchronous: str = "FULL", **engin
 SQLITE_SYNCHRONOUS = ("FULL", "NORMAL")
 
 
-def _sqlite_setup(engine: Engine, synchronous: str) -> None:
+def _sqlite_setup(engine: Engine, synchronous: str, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
@@ -67,7 +68,7 @@ def _sqlite_setup(engine: Engine, synchronous: str) -> None:
         cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
         cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")  # a writer waits this long for the lock
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -27,6 +27,7 @@ from orchestrator.store.db import scratch_postgres, test_server_url
 from orchestrator.store.models import Base, Membership, User
 
 from ..conftest import FIXTURES
+from .single_writer import SingleWriter
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Monday 2026-03-02 10:00 in Shanghai: an ordinary working week.
@@ -87,9 +88,15 @@ def db(request, tmp_path):
     if request.param == "sqlite":
         path = tmp_path / "tongban.sqlite"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        database = connect(f"sqlite:///{path}")
+        # every statement prepared afresh, so the single-writer check sees each one (single_writer.py)
+        database = connect(f"sqlite:///{path}", connect_args={"cached_statements": 0})
+        writer = SingleWriter()
+        sa.event.listen(database, "connect", writer.install)
         yield database
         database.dispose()
+        assert not writer.violations, "cases, tasks and sign-offs written outside unit.py:\n" + "\n".join(
+            sorted(set(writer.violations))
+        )
         return
     database = connect(request.getfixturevalue("postgres_url"))
     with database.begin() as conn:  # DELETE + setval: far faster than TRUNCATE … RESTART IDENTITY on small tables

@@ -39,10 +39,9 @@ from sqlalchemy import func, select
 
 from orchestrator.definition import load_definition
 from orchestrator.engine import dag
-from orchestrator.engine.errors import NotAllowed, TongbanError
+from orchestrator.engine.errors import Conflict, NotAllowed, TongbanError
 from orchestrator.engine.publish import store_definition
-from orchestrator.engine.rules import CASE_FINAL, TASK_OPEN
-from orchestrator.engine.rules import RECTIFICATION_STEP
+from orchestrator.engine.rules import CASE_FINAL, RECTIFICATION_STEP, TASK_OPEN
 from orchestrator.store.models import Case, Event, Signoff, Supplement, Suspension, Task
 
 from .helpers import assert_kept_copy_is_true
@@ -297,6 +296,7 @@ class Driver:
         self.log: list[str] = []
         self.applied = Counter[str]()
         self.current: dict[str, Any] | None = None
+        self.actions_checked = Counter[str]()
 
     def draw(self, strategy: Any, label: str) -> Any:
         return self.data.draw(strategy, label=label)
@@ -307,10 +307,12 @@ class Driver:
             self.current = snapshot(self.engine, self.case_id)
         return self.current
 
-    def run(self, name: str, call: Any, *args: Any, **kwargs: Any) -> bool:
-        """Apply one operation; a refusal must leave everything as it was."""
+    def run(self, name: str, call: Any, *args: Any, action: tuple | None = None, **kwargs: Any) -> bool:
+        """Apply one operation; a refusal must leave everything as it was. ``action`` (name, actor, task id,
+        case id): the button the operation is, held against ``available_actions`` before it runs."""
         before = self.snap()
         label = f"{name}{args}{kwargs or ''}"
+        shown = self._shown(action)
         try:
             call(*args, **kwargs)
         except TongbanError as exc:
@@ -318,11 +320,18 @@ class Driver:
             assert self.snap() == before, f"{label} was refused ({exc}) but changed the database"
             self.log.append(f"{label} -> {type(exc).__name__}: {exc}")
             self.applied[f"{name} refused"] += 1
+            if shown and isinstance(exc, NotAllowed | Conflict):
+                raise AssertionError(f"{label}: the button {action[0]!r} was shown but the command refused: {exc}\n"
+                                     + "\n".join(self.log)) from None  # fmt: skip
             return False
         except BaseException:
             self.current = None
             raise
         self.current = None
+        if action is not None and not shown:
+            raise AssertionError(
+                f"{label} succeeded but the button {action[0]!r} was not shown\n" + "\n".join(self.log)
+            )
         self.log.append(f"{label} -> ok")
         self.applied[name] += 1
         try:
@@ -330,6 +339,14 @@ class Driver:
         except AssertionError as exc:
             raise AssertionError(f"{exc}\noperations so far:\n" + "\n".join(self.log)) from None
         return True
+
+    def _shown(self, action: tuple | None) -> bool:
+        if action is None:
+            return False
+        name, actor, task_id, case_id = action
+        available = self.engine.available_actions(actor, task_id=task_id, case_id=None if task_id else case_id)
+        self.actions_checked[name] += 1
+        return name in available
 
     # the operations ------------------------------------------------------------------------------
 
@@ -379,29 +396,50 @@ class Driver:
         )
         if how == "supplement":
             self.run(
-                "request_supplement", self.engine.request_supplement, self.case_id, "zwfw1", missing or ["x"], "请补正"
+                "request_supplement",
+                self.engine.request_supplement,
+                self.case_id,
+                "zwfw1",
+                missing or ["x"],
+                "请补正",
+                action=("request_supplement", "zwfw1", None, self.case_id) if missing else None,
             )
         else:
             deferred = ["lease"] if "lease" in missing else []
+            acceptor = self.draw(st.sampled_from(["zwfw1", "zwfw2", "scjg1", "zwfw3"]), "acceptor")
             self.run(
                 "accept_case",
                 self.engine.accept_case,
                 self.case_id,
-                self.draw(st.sampled_from(["zwfw1", "zwfw2", "scjg1", "zwfw3"]), "acceptor"),
+                acceptor,
                 deferred=deferred,
                 deferred_limit=self.draw(st.sampled_from(["2d", "1h"]), "deferred limit") if deferred else None,
+                action=("accept", acceptor, None, self.case_id),
             )
 
     def op_refuse(self, *_: Any) -> None:
         self.run(
-            "refuse_case", self.engine.refuse_case, self.case_id, "zwfw1", "材料不符", "可申请行政复议或提起行政诉讼"
+            "refuse_case",
+            self.engine.refuse_case,
+            self.case_id,
+            "zwfw1",
+            "材料不符",
+            "可申请行政复议或提起行政诉讼",
+            action=("refuse", "zwfw1", None, self.case_id),
         )
 
     def op_supply(self, snap: dict, *_: Any) -> None:
         notice = open_supplement(snap)
         owed = list(notice["missing"]) if notice else list(snap["case"]["deferred"])
         materials = owed if owed and self.draw(st.integers(0, 4), "supply right?") else ["lease"]
-        self.run("supply_materials", self.engine.supply_materials, self.case_id, APPLICANT["id"], materials)
+        self.run(
+            "supply_materials",
+            self.engine.supply_materials,
+            self.case_id,
+            APPLICANT["id"],
+            materials,
+            action=("supply", APPLICANT["id"], None, self.case_id),
+        )
 
     def _actor(self, task: dict[str, Any], label: str, snap: dict[str, Any], work: bool) -> str:
         """Mostly someone who may act (the assignee, a signer still to sign), sometimes anyone."""
@@ -423,16 +461,29 @@ class Driver:
 
     def op_claim(self, snap: dict, open_tasks: list, *_: Any) -> None:
         task = self.draw(st.sampled_from(open_tasks), "task")
-        self.run("claim_task", self.engine.claim_task, task["id"], self._actor(task, "claimer", snap, work=False))
+        actor = self._actor(task, "claimer", snap, work=False)
+        self.run("claim_task", self.engine.claim_task, task["id"], actor, action=("claim", actor, task["id"], None))
 
     def op_release(self, snap: dict, open_tasks: list, claimed: list, *_: Any) -> None:
         task = self.draw(st.sampled_from(claimed), "task")
-        self.run("release_task", self.engine.release_task, task["id"], self._actor(task, "releaser", snap, work=False))
+        actor = self._actor(task, "releaser", snap, work=False)
+        self.run(
+            "release_task", self.engine.release_task, task["id"], actor, action=("release", actor, task["id"], None)
+        )
 
     def op_reassign(self, snap: dict, open_tasks: list, *_: Any) -> None:
         task = self.draw(st.sampled_from(open_tasks), "task")
         to_user = self.draw(st.sampled_from(members(task["department"])), "to")
-        self.run("reassign_task", self.engine.reassign_task, task["id"], f"{task['department']}_boss", to_user, "改派")
+        boss = f"{task['department']}_boss"
+        self.run(
+            "reassign_task",
+            self.engine.reassign_task,
+            task["id"],
+            boss,
+            to_user,
+            "改派",
+            action=("reassign", boss, task["id"], None),
+        )
 
     def op_complete(self, snap: dict, open_tasks: list, *_: Any) -> None:
         task = self.draw(st.sampled_from(open_tasks), "task")
@@ -445,7 +496,16 @@ class Driver:
         if outcome == "return":
             kwargs["missing"] = ["id_card"]
         opinion = {"approve": "同意", "reject": "不符合条件", "return": "请补正身份证明"}[outcome]
-        self.run("complete_task", self.engine.complete_task, task["id"], actor, outcome, opinion, **kwargs)
+        self.run(
+            "complete_task",
+            self.engine.complete_task,
+            task["id"],
+            actor,
+            outcome,
+            opinion,
+            action=(outcome, actor, task["id"], None),
+            **kwargs,
+        )
 
     def op_send_back(self, snap: dict, open_tasks: list, *_: Any) -> None:
         entry = self.definition.entry.id
@@ -454,30 +514,61 @@ class Driver:
         earlier = dag.between(self.definition, self.definition.entry.id, task["step_id"])
         to_step = self.draw(st.sampled_from([None, *earlier, None]), "to_step")
         actor = self._actor(task, "sender", snap, work=False)
-        self.run("send_back", self.engine.send_back, task["id"], actor, "请重新审查", to_step=to_step)
+        self.run(
+            "send_back",
+            self.engine.send_back,
+            task["id"],
+            actor,
+            "请重新审查",
+            to_step=to_step,
+            action=("send_back", actor, task["id"], None) if to_step is None else None,
+        )
 
     def op_take_back(self, snap: dict, open_tasks: list, claimed: list, done: list) -> None:
         task = self.draw(st.sampled_from(done), "task")
-        self.run("take_back", self.engine.take_back, task["id"], task["completed_by"])
+        actor = task["completed_by"]
+        self.run("take_back", self.engine.take_back, task["id"], actor, action=("take_back", actor, task["id"], None))
 
     def _worker(self, snap: dict) -> str:
         departments = sorted({t["department"] for t in snap["tasks"] if t["state"] in TASK_OPEN} | {"scjg"})
         return self.draw(st.sampled_from([f"{d}1" for d in departments]), "worker")
 
     def op_suspend(self, snap: dict, *_: Any) -> None:
+        worker = self._worker(snap)
         self.run(
-            "suspend_case", self.engine.suspend_case, self.case_id, self._worker(snap), "expert_review", "专家评审"
+            "suspend_case",
+            self.engine.suspend_case,
+            self.case_id,
+            worker,
+            "expert_review",
+            "专家评审",
+            action=("suspend", worker, None, self.case_id),
         )
 
     def op_resume(self, snap: dict, *_: Any) -> None:
-        self.run("resume_case", self.engine.resume_case, self.case_id, self._worker(snap), "评审结束")
+        worker = self._worker(snap)
+        self.run(
+            "resume_case",
+            self.engine.resume_case,
+            self.case_id,
+            worker,
+            "评审结束",
+            action=("resume", worker, None, self.case_id),
+        )
 
     def op_extend(self, snap: dict, *_: Any) -> None:
         amount = self.draw(st.sampled_from(["1d", "5d"]), "amount")
         self.run("extend_case", self.engine.extend_case, self.case_id, self._worker(snap), amount, "局长", "情况复杂")
 
     def op_withdraw(self, *_: Any) -> None:
-        self.run("withdraw_case", self.engine.withdraw_case, self.case_id, APPLICANT["id"], "不再办理")
+        self.run(
+            "withdraw_case",
+            self.engine.withdraw_case,
+            self.case_id,
+            APPLICANT["id"],
+            "不再办理",
+            action=("withdraw", APPLICANT["id"], None, self.case_id),
+        )
 
     # to the end ----------------------------------------------------------------------------------
 
@@ -561,7 +652,7 @@ def test_random_cases_keep_the_invariants(engine, clock, departments, text, data
         driver.step()
     end = driver.finish()
     if os.environ.get("TONGBAN_INVARIANT_STATS"):
-        print("STATS", end["case"]["state"], dict(driver.applied))
+        print("STATS", end["case"]["state"], dict(driver.applied), "buttons checked", dict(driver.actions_checked))
         print(*(f"REFUSED {line}" for line in driver.log if "-> ok" not in line and "clock" not in line), sep="\n")
     assert end["case"]["state"] in CASE_FINAL
     assert sum(1 for e in end["events"] if e["task_id"] is None and e["to_state"] in CASE_FINAL) == 1, (

@@ -16,9 +16,10 @@ from orchestrator.calendar import BusinessCalendar
 from orchestrator.definition.validator import load_departments
 from orchestrator.engine import Engine, publish_paths
 from orchestrator.engine.errors import TongbanError
+from orchestrator.settings import connect_database
 from orchestrator.simulation.simulate import EVERYONE_APPROVES, SimClock, act, create_staff, submit_case
 
-from .helpers import assert_kept_copy_is_true, case_row, events, signoffs, tasks_of
+from .helpers import KAIBAN_FORM, assert_kept_copy_is_true, case_row, events, signoffs, tasks_of
 
 DEFINITIONS = Path(__file__).resolve().parents[2] / "definitions"
 THREADS = 4
@@ -71,3 +72,50 @@ def test_threads_sharing_one_engine_complete_every_task_once(db):
         assert {t["id"] for t in tasks if t["state"] == "completed"} == set(completed)
         slots = [row for task in tasks for row in signoffs(engine, task["id"])]
         assert_kept_copy_is_true(engine, case, tasks, slots)
+
+
+WEB_THREADS = 40  # uvicorn's default thread pool
+
+
+def test_forty_threads_share_a_sized_pool_without_timing_out(engine, db, clock):
+    """Each call takes a connection from the pool and gives it back: 40 threads on the default pool
+    (10 kept + 20 overflow, fewer than the threads) all finish their cases, none times out."""
+    from orchestrator.settings import Settings
+
+    settings = Settings(database_url=db.url.render_as_string(hide_password=False), calendar_file="none")
+    shared = connect_database(settings)
+    engine = Engine(shared, BusinessCalendar(), clock)  # the published fixtures and staff of `engine`
+    assert shared.pool.size() == 10
+    failures: list[BaseException] = []
+    done: list[int] = []
+    start = threading.Barrier(WEB_THREADS)
+
+    def work(n: int) -> None:
+        try:
+            start.wait(30)
+            case_id = engine.submit_case(
+                "kaiban-mini", {"id": f"9131{n:014d}", "name": f"申请人{n}"}, KAIBAN_FORM, ["id_card", "lease"]
+            )
+            engine.accept_case(case_id, "zwfw1")
+            while True:
+                open_now = [t for t in tasks_of(engine, case_id) if t["state"] in ("ready", "claimed")]
+                if not open_now:
+                    break
+                task = open_now[0]
+                if task["kind"] == "issue":
+                    engine.issue_certificates(task["id"], "zwfw1")
+                else:
+                    engine.complete_task(task["id"], f"{task['department']}1", "approve", "同意")
+            done.append(case_id)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(WEB_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    shared.dispose()
+    assert not failures, failures[:3]
+    assert len(done) == WEB_THREADS
+    assert all(case_row(engine, case_id)["state"] == "completed" for case_id in done)
