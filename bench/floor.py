@@ -3,8 +3,8 @@
 On a scratch database with the real schema and 150 accepted 开办企业 cases, each loop is the least a
 completion must write in one durable transaction: BEGIN IMMEDIATE; the case lock (``UPDATE cases SET
 revision = revision + 1 … RETURNING``); the task's new state; three history rows; COMMIT (WAL,
-synchronous=FULL unless --synchronous NORMAL, SQLite's own checkpoint, as a plain deployment would run it). Compare its time with
-bench/engine.py's time per completion, and with what 10× SpiffWorkflow's rate leaves per completion.
+synchronous=FULL unless --synchronous NORMAL, SQLite's own checkpoint, as a plain deployment would run
+it). Compare its time with bench/engine.py's time per completion.
 
     .venv/bin/python bench/floor.py [--transactions 5000] [--runs 3]
 """

@@ -9,7 +9,8 @@ the optional steps vary per case; every case must end completed after exactly th
 DAG rules call for (bench/spiff_bpmn.py ``expected_user_tasks``).
 
 Each completion behaves like one web request of a deployment that keeps the workflow as JSON in one SQLite row
-per case (WAL, synchronous as given: FULL by default, as ours): BEGIN IMMEDIATE; SELECT the JSON; ``BpmnWorkflowSerializer.deserialize_json``;
+per case (WAL, synchronous as given: FULL by default, as ours): BEGIN IMMEDIATE; SELECT the JSON;
+``BpmnWorkflowSerializer.deserialize_json``;
 pick a READY ``UserTask``; ``task.run()``; ``workflow.do_engine_steps()`` (gateways, script tasks, end events,
 timers); ``serialize_json``; UPDATE; COMMIT. The default serializer embeds the process spec in every JSON
 document, as SpiffWorkflow does out of the box.
