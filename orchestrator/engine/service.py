@@ -73,6 +73,7 @@ class Engine:
 
     def dispose(self) -> None:
         """Close every pooled connection (the process is done with the database)."""
+        self.core.connections.drop_idle()
         self.db.dispose()
 
     # ------------------------------------------------------------------------------------------

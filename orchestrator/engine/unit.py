@@ -21,6 +21,7 @@ written), bad data ``InvalidData``, a constraint ``Conflict``.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -517,6 +518,76 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+class WarmConnections:
+    """The connections transitions run on: taken for one transition and given back, never held by a
+    thread between calls, at most the pool's size plus overflow at once (the 41st caller of a pool of
+    40 waits for one to come back, and after the pool's timeout is told Busy, never hangs).
+
+    SQLAlchemy's own checkout builds a Connection per call, with its events and a pre-ping on PostgreSQL,
+    which cost more than a completion's own statements on SQLite; here up to ``pool_size`` connections
+    stay open between transitions and are handed out again as they are.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        pool = db.pool
+        size = pool.size() if hasattr(pool, "size") else 5
+        self.keep = size
+        self.limit = size + max(0, getattr(pool, "_max_overflow", 10))  # QueuePool's overflow (pinned by a test)
+        self.timeout = float(getattr(pool, "_timeout", 30.0))
+        self._idle: list[Connection] = []
+        self._open = 0
+        self._cond = threading.Condition()
+
+    def take(self) -> Connection:
+        deadline = None
+        with self._cond:
+            while True:
+                if self._idle:
+                    return self._idle.pop()
+                if self._open < self.limit:
+                    self._open += 1
+                    break
+                deadline = deadline or time.monotonic() + self.timeout
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise sa_exc.TimeoutError(f"no free connection within {self.timeout:g} s ({self.limit} in use)")
+                self._cond.wait(remaining)
+        try:
+            return self.db.connect()
+        except BaseException:
+            self._forget(1)
+            raise
+
+    def give(self, conn: Connection) -> None:
+        if not conn.closed and not conn.invalidated and not conn.in_transaction():
+            with self._cond:
+                if len(self._idle) < self.keep:
+                    self._idle.append(conn)
+                    self._cond.notify()
+                    return
+        _close_quietly(conn)
+        self._forget(1)
+
+    def drop_idle(self) -> None:
+        """Close the idle connections (after one was found dead, the others likely are too)."""
+        with self._cond:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            _close_quietly(conn)
+        self._forget(len(idle))
+
+    def _forget(self, count: int) -> None:
+        with self._cond:
+            self._open -= count
+            self._cond.notify(count)
+
+
+def _close_quietly(conn: Connection) -> None:
+    with contextlib.suppress(Exception):  # a dead connection: the pool discards it
+        conn.close()
+
+
 class Core:
     """Connections, the kept copies and the transaction of every transition of one Engine."""
 
@@ -524,6 +595,7 @@ class Core:
         self.db = db
         self.clock = clock
         self.env = env
+        self.connections = WarmConnections(db)
         # case id -> the case and its tasks as the last committed transition here left them. A transition
         # takes its case's entry out while it works and puts it back only after its commit; the revision
         # its lock returns tells whether another process (or engine) moved the case in between.
@@ -549,18 +621,25 @@ class Core:
         now = self.clock()
         if now.tzinfo is None:
             raise ValueError("the engine clock must return timezone-aware datetimes")
+        conn = None
         try:
-            with self.db.connect() as conn, conn.begin():
+            conn = self.connections.take()
+            with conn.begin():
                 tx = Tx(self, conn, now)
                 yield tx
                 tx.flush()
         except TongbanError:
             raise
         except Exception as exc:
+            if conn is not None and conn.invalidated:
+                self.connections.drop_idle()
             typed = database_error(exc)
             if typed is None:
                 raise
             raise typed from exc
+        finally:
+            if conn is not None:
+                self.connections.give(conn)
         if tx.snapshot is not None:
             self._keep(tx)
 

@@ -96,3 +96,17 @@ def test_a_pool_with_no_free_connection_is_busy_not_a_hang(tmp_path, fixture_def
     finally:
         taken.close()
         db.dispose()
+
+
+def test_warm_connections_follow_the_pool_they_draw_from(tmp_path):
+    """WarmConnections reads QueuePool's size, overflow and timeout (the last two are private: pinned)."""
+    db = connect(f"sqlite:///{tmp_path / 'x.sqlite'}", pool_size=3, max_overflow=4, pool_timeout=2.5)
+    warm = unit_module.WarmConnections(db)
+    assert (warm.keep, warm.limit, warm.timeout) == (3, 7, 2.5)
+    taken = [warm.take() for _ in range(7)]
+    for conn in taken:
+        warm.give(conn)
+    assert len(warm._idle) == 3 and warm._open == 3  # the overflow went back to the pool and closed
+    warm.drop_idle()
+    assert warm._open == 0
+    db.dispose()
