@@ -76,9 +76,8 @@ def _deadlocks(db: sa.Engine) -> int:
         ).scalar_one()
 
 
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)  # row locks are PostgreSQL's; SQLite has one writer
 def test_automatic_steps_and_withdrawals_race_without_deadlock(db, engine, clock):
-    if db.dialect.name != "postgresql":
-        pytest.skip("row locks and deadlocks are PostgreSQL's; SQLite serializes every writer")
     waiting = Engine(db, BusinessCalendar(), clock, auto_inline=False)
     case_ids = []
     for _ in range(CASES):

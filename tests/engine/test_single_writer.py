@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from orchestrator.store import connect
@@ -37,9 +38,8 @@ def test_a_write_to_tasks_from_another_module_is_caught(tmp_path, sqlite_templat
     assert writer.violations == ["UPDATE tasks.assignee from orchestrator/engine/commands/rogue.py:2 (mark_claimed)"]
 
 
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)  # the authorizer is SQLite's
 def test_the_engines_writes_are_seen_and_all_come_from_the_core(engine, db):
-    if db.dialect.name != "sqlite":
-        return  # the authorizer is SQLite's; the db fixture's own checker asserts at teardown as well
     counted = SingleWriter()
     sa.event.listen(db, "connect", counted.install)
     db.dispose()  # connections opened from now on carry this checker too
