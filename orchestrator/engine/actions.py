@@ -8,15 +8,29 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from ..store.db import reading
-from ..store.models import Case, Department, Evaluation, Membership, Signoff, Supplement, Task, User
+from ..store.models import (
+    Case,
+    Department,
+    Evaluation,
+    Extension,
+    Membership,
+    NegativeReport,
+    Signoff,
+    Supplement,
+    Suspension,
+    Task,
+    User,
+)
 from .errors import NotFound
 from .rules import ACTIONS, Situation
 
 if TYPE_CHECKING:
+    from ..definition.limits import Limit
     from .service import Engine
+    from .tasks import Deadlines
 
 _cases = Case.__table__
 _tasks = Task.__table__
@@ -47,10 +61,11 @@ class AvailableActions:
 class ReadFacts:
     """What a guard looks up, read from a read-only transaction (no locks taken)."""
 
-    def __init__(self, conn: Connection, case: dict[str, Any], now: datetime) -> None:
+    def __init__(self, conn: Connection, case: dict[str, Any], now: datetime, deadlines: Deadlines) -> None:
         self.conn = conn
         self.case = case
         self.now = now
+        self.deadlines = deadlines
         self._memberships: dict[str, set[tuple[str, str]]] = {}
 
     def memberships(self, actor: str) -> set[tuple[str, str]]:
@@ -82,6 +97,21 @@ class ReadFacts:
         query = select(Signoff.id).where(Signoff.task_id.in_(task_ids), Signoff.signed_at.is_not(None)).limit(1)
         return self.conn.execute(query).first() is not None
 
+    def negative_report(self, report_task_id: int) -> Any:
+        reports = NegativeReport.__table__
+        return self.conn.execute(select(reports).where(reports.c.report_task_id == report_task_id)).one()
+
+    def returns_made(self) -> int:
+        query = select(func.count()).where(Suspension.case_id == self.case["id"], Suspension.kind == "supplement")
+        return self.conn.execute(query).scalar_one()
+
+    def extensions(self) -> list[Any]:
+        query = select(Extension.__table__).where(Extension.case_id == self.case["id"]).order_by(Extension.id)
+        return list(self.conn.execute(query))
+
+    def due(self, start: datetime, limit: Limit) -> datetime:
+        return self.deadlines.of(start, limit, 0.25)[0]  # type: ignore[return-value]
+
 
 def available_actions(
     engine: Engine, user: str, *, task_id: int | None = None, case_id: int | None = None
@@ -103,7 +133,7 @@ def available_actions(
             for r in conn.execute(select(_tasks).where(_tasks.c.case_id == case_id).order_by(_tasks.c.id)).mappings()
         ]
         definition = engine.definitions.get(conn, case["definition_key"], case["definition_version"])
-        facts = ReadFacts(conn, case, engine.clock())
+        facts = ReadFacts(conn, case, engine.clock(), engine.env.deadlines)
         task = next((t for t in tasks if t["id"] == task_id), None)
         situation = Situation(facts, case, tasks, definition, user, task)
         options = [

@@ -14,6 +14,7 @@ from .helpers import (
     notifications,
     open_tasks,
     refused,
+    reject,
     signoffs,
     task_row,
     tasks_of,
@@ -137,7 +138,7 @@ def test_send_back_is_refused_while_the_case_is_suspended(engine):
     case_id = accepted_relay(engine)
     through_second(engine, case_id)
     third = open_tasks(engine, case_id)["third"]
-    engine.suspend_case(case_id, "swj1", "hearing", "申请人要求听证")
+    engine.suspend_case(case_id, "swj1", "hearing", "申请人要求听证", "10d")
     with refused(engine, NotAllowed, "办理 (work) is not allowed", "is suspended"):
         engine.send_back(third, "swj1", "退回")
 
@@ -209,7 +210,7 @@ def test_a_closed_case_cannot_be_taken_back(engine):
     case_id = accepted_relay(engine)
     first = open_tasks(engine, case_id)["first"]
     engine.complete_task(first, "scjg1")
-    engine.complete_task(open_tasks(engine, case_id)["side"], "rsj1", "reject", "不予备案")
+    reject(engine, open_tasks(engine, case_id)["side"], "rsj1", "不予备案")
     with refused(engine, NotAllowed, "is rejected; a closed case cannot be taken back"):
         engine.take_back(first, "scjg1")
 
