@@ -711,6 +711,8 @@ def send_back_target(s: Situation, to_step: str | None) -> tuple[str | None, str
     target_task = newest.get(target)
     if target_task is None or target_task["state"] != "completed" or target_task["superseded"]:
         return None, f"step {target} has not been completed in this case; nothing to send back to", None
+    if target_task["outcome"] == "reject":
+        return None, f"step {target} was refused with its leader's confirmation; it is not redone", None
     redoing = being_redone(definition, newest, target)
     if redoing:  # an earlier 退回 reopened them: the target would run ahead of its predecessors
         return None, f"cannot send back to {target} while {', '.join(redoing)} are redone", None
@@ -759,6 +761,8 @@ def take_back_plan(s: Situation) -> list[Row] | str:
         return f"task {task['id']} ({task['name']}) is no step of the process; it cannot be taken back"
     if s.definition.steps_by_id[task["step_id"]].kind in ("auto", "notify"):  # its redo would be nobody's
         return f"task {task['id']} ({task['name']}) is an automatic step; it cannot be taken back"
+    if task["outcome"] == "reject":  # its leader confirmed it and the applicant was told
+        return f"task {task['id']} ({task['name']}) was refused with its leader's confirmation; it cannot be taken back"
     if task["completed_by"] != s.actor:
         return f"only {task['completed_by']}, who completed task {task['id']}, may take it back"
     if task["superseded"] or task["kind"] == "acceptance":
@@ -768,7 +772,13 @@ def take_back_plan(s: Situation) -> list[Row] | str:
     if redoing:  # after a 退回, reopening this step now would run it ahead of its predecessors
         return f"task {task['id']} cannot be taken back while {', '.join(redoing)} are redone"
     later = dag.descendants(definition, task["step_id"])  # a join made ready by another branch counts too
-    made = [t for t in s.tasks if not t["superseded"] and (t["created_by_task"] == task["id"] or t["step_id"] in later)]
+    made = [
+        t
+        for t in s.tasks
+        if not t["superseded"]
+        and t["step_id"] not in CASE_STEPS  # a decided refusal report is history, not a next step
+        and (t["created_by_task"] == task["id"] or t["step_id"] in later)
+    ]
     touched = [t for t in made if t["state"] not in ("ready", "skipped") or t["assignee"] is not None]
     if touched:
         names = ", ".join(f"{t['name']} ({t['state']})" for t in touched)
