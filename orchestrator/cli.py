@@ -13,7 +13,33 @@ import click
 DEFAULT_DEFINITIONS = "definitions"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class _Tongban(click.Group):
+    """Every command's refusals and database errors end as one line and exit status 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            message = _refusal(exc)
+            if message is None:
+                raise
+            raise click.ClickException(message) from None
+
+
+def _refusal(exc: Exception) -> str | None:
+    """The one-line message for an engine refusal (TongbanError) or a database error; None for others."""
+    if isinstance(exc, click.ClickException | click.exceptions.Exit | click.Abort):
+        return None
+    from .engine.errors import TongbanError
+    from .engine.unit import database_error
+
+    typed = exc if isinstance(exc, TongbanError) else database_error(exc)
+    if typed is None:
+        return None
+    return " ".join(f"{typed.code}: {typed.message}".split())
+
+
+@click.group(cls=_Tongban, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="tongban")
 def main() -> None:
     """通办 Tongban: cross-department 'one thing' (一件事) processes."""
@@ -604,6 +630,98 @@ def timers(url: str | None, calendar_file: Path | None) -> None:
         f"{swept.tasks_overdue} task(s) and {swept.cases_overdue} case(s) red (红牌); "
         f"{swept.alerts} alert(s), {swept.notifications} notification(s), {swept.escalations} escalation(s)"
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# tongban staff (people and their roles; `tongban users` is the web's)
+
+
+@main.group()
+def staff() -> None:
+    """People and their roles in departments: set them exactly (people change departments), show them.
+
+    Every change is recorded (who, when, the roles before and after). Use these instead of editing the
+    memberships table by hand.
+    """
+
+
+def _pairs(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    pairs = []
+    for value in values:
+        department, _, role = value.partition(":")
+        if not department or not role:
+            raise click.BadParameter(f"{value!r}: write DEPARTMENT:ROLE, e.g. scjg:handler", param_hint="DEPT:ROLE")
+        pairs.append((department.strip(), role.strip()))
+    return pairs
+
+
+def _staff_engine(url: str | None) -> Any:
+    engine = _make_engine(url)
+    shown = _shown(str(engine.db.url))
+    if _schema_revision(engine.db, shown)[0] is None:
+        engine.dispose()
+        raise click.ClickException(f"{shown} has no schema yet: run `tongban db upgrade` and `tongban publish`")
+    return engine
+
+
+def _roles(pairs: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{d}:{r}" for d, r in pairs) or "no roles"
+
+
+@staff.command("set")
+@click.argument("user")
+@click.argument("name")
+@click.argument("memberships", nargs=-1, metavar="[DEPT:ROLE]...")
+@click.option("--by", "actor", metavar="WHO", help="who makes the change, for the record (default: cli:<login>)")
+@url_option
+def staff_set(user: str, name: str, memberships: tuple[str, ...], actor: str | None, url: str | None) -> None:
+    """Give USER (called NAME) exactly these roles, removing the others; none: they leave every department.
+
+    A role is `handler`, the department's supervisor_role, or one of its `roles` (departments.yaml). Tasks
+    USER still holds in a department they leave stay there, for its supervisor to reassign (改派).
+    """
+    import getpass
+
+    pairs = _pairs(memberships)
+    engine = _staff_engine(url)
+    try:
+        before = _roles(engine.staff(user).memberships) if _known(engine, user) else "a new user"
+        held = engine.set_memberships(user, name, pairs, actor or f"cli:{getpass.getuser()}")
+    finally:
+        engine.dispose()
+    click.echo(f"{user} ({name}): {_roles(sorted(set(pairs)))} (was {before})")
+    for task_id in held:
+        click.echo(f"  still holds task {task_id}: its department's supervisor reassigns it (改派)")
+
+
+def _known(engine: Any, user: str) -> bool:
+    from .engine.errors import NotFound
+
+    try:
+        engine.staff(user)
+    except NotFound:
+        return False
+    return True
+
+
+@staff.command("show")
+@click.argument("user")
+@url_option
+def staff_show(user: str, url: str | None) -> None:
+    """USER's roles, the history of their roles and the tasks they hold."""
+    from .calendar import TZ
+
+    engine = _staff_engine(url)
+    try:
+        record = engine.staff(user)
+    finally:
+        engine.dispose()
+    click.echo(f"{record.user_id} ({record.name}): {_roles(record.memberships)}")
+    for change in record.changes:
+        before, after = (_roles([tuple(p) for p in pairs]) for pairs in (change.before, change.after))
+        click.echo(f"  {change.at.astimezone(TZ):%Y-%m-%d %H:%M} by {change.actor}: {before} → {after}")
+    for task in record.held:
+        click.echo(f"  holds task {task.id} ({task.name}, {task.department}) of case {task.case_id}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -52,11 +52,26 @@ class Settings(BaseSettings):
         "commits (never corrupts) — faster, and only safe where losing acknowledged work is acceptable",
     )
     auto_inline: bool = Field(True, description="decide `auto` (秒批) steps inside the transition that reaches them")
+    negative_report_limit: str = Field(
+        "1d",
+        description="the time a department's leader has to confirm or send back a proposed refusal "
+        "(不予审批报告制), e.g. 1d, 4h; the SLA sweep watches it",
+    )
 
     @field_validator("sqlite_synchronous", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("negative_report_limit")
+    @classmethod
+    def _limit(cls, value: str) -> str:
+        from .definition.limits import Limit, LimitSyntaxError
+
+        try:
+            return str(Limit.parse(value))
+        except LimitSyntaxError as exc:
+            raise ValueError(str(exc)) from None
 
     def path(self, value: str | Path) -> Path:
         """A configured path, relative ones taken from ``home``."""
@@ -153,7 +168,11 @@ def make_engine(
 
     settings = settings or load_settings()
     calendar = load_calendar(settings)
-    options = {"auto_inline": settings.auto_inline, **engine_options}
+    options = {
+        "auto_inline": settings.auto_inline,
+        "negative_report_limit": settings.negative_report_limit,
+        **engine_options,
+    }
     return Engine(connect_database(settings), calendar, clock, **options)
 
 

@@ -30,7 +30,7 @@ def test_validate_reports_every_problem_and_exits_1(tmp_path):
     result = CliRunner().invoke(main, ["validate", str(tmp_path)])
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert any(":18:" in line and "unknown department 'gongan'" in line for line in lines), lines
+    assert any(":19:" in line and "unknown department 'gongan'" in line for line in lines), lines
     assert any("more than one entry step" in line for line in lines), lines
 
 

@@ -266,7 +266,7 @@ def test_timers_need_the_current_schema(url):
     db.dispose()
     result = run("timers", "--url", url)
     assert result.exit_code == 1
-    assert "is at schema revision 0005, this tongban needs 0006: run `tongban db upgrade`" in result.output
+    assert "is at schema revision 0005, this tongban needs 0009: run `tongban db upgrade`" in result.output
 
 
 def test_simulate_runs_cases_to_the_end_and_is_deterministic_for_a_seed():
@@ -293,3 +293,54 @@ def test_simulate_refuses_an_invalid_definition(tmp_path):
     assert result.exit_code == 1
     assert "unknown department 'x'" in result.output
     assert "nothing was simulated" in result.output
+
+
+# -- tongban staff ----------------------------------------------------------------------------------
+
+
+def test_staff_set_gives_exactly_the_roles_and_show_tells_their_history(url, folder):
+    assert run("publish", str(folder), "--url", url).exit_code == 0
+    result = run("staff", "set", "li", "李雷", "scjg:handler", "gaj:handler", "--url", url, "--by", "admin-wang")
+    assert result.exit_code == 0, result.output
+    assert "li (李雷): gaj:handler, scjg:handler (was a new user)" in result.output
+    result = run("staff", "set", "li", "李雷", "gaj:handler", "gaj:duty_a", "--url", url, "--by", "admin-wang")
+    assert result.exit_code == 0, result.output
+    assert "li (李雷): gaj:duty_a, gaj:handler (was gaj:handler, scjg:handler)" in result.output
+    shown = run("staff", "show", "li", "--url", url)
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines[0] == "li (李雷): gaj:duty_a, gaj:handler"
+    assert re.fullmatch(r"  \d{4}-\d\d-\d\d \d\d:\d\d by admin-wang: no roles → gaj:handler, scjg:handler", lines[1])
+    assert lines[2].endswith("by admin-wang: gaj:handler, scjg:handler → gaj:duty_a, gaj:handler")
+
+
+def one_line_refusal(result, *words: str) -> None:
+    """Exit status 1 and one `Error:` line that says it: no traceback (the exception is click's exit)."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), f"a traceback: {result.exception!r}"
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.output
+    for word in words:
+        assert word in errors[0], errors[0]
+
+
+def test_an_engine_refusal_is_one_line_and_exit_status_1(url, folder):
+    assert run("publish", str(folder), "--url", url).exit_code == 0
+    one_line_refusal(
+        run("staff", "set", "li", "李雷", "scjq:handler", "gaj:fire_reviewer", "--url", url),
+        "invalid_data:",
+        "'scjq' is not a published department (did you mean 'scjg'?)",
+        "'fire_reviewer' is no role of gaj",
+    )
+    one_line_refusal(run("staff", "show", "nobody", "--url", url), "not_found: user nobody does not exist")
+    bad = run("staff", "set", "li", "李雷", "scjg", "--url", url)
+    assert bad.exit_code == 2 and "write DEPARTMENT:ROLE" in bad.output  # a malformed argument: usage
+
+
+def test_a_database_error_under_the_engine_is_one_line_and_exit_status_1(url, folder):
+    assert run("publish", str(folder), "--url", url).exit_code == 0
+    db = connect(url)
+    with db.begin() as conn:  # a broken database: the sweep's table is gone
+        conn.exec_driver_sql("DROP TABLE alerts")
+    db.dispose()
+    one_line_refusal(run("timers", "--url", url), "no such table: alerts")

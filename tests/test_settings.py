@@ -85,3 +85,17 @@ def test_bad_setting_names_the_variable(monkeypatch):
     monkeypatch.setenv("TONGBAN_POOL_SIZE", "lots")
     with pytest.raises(SettingsError, match="TONGBAN_POOL_SIZE='lots'"):
         load_settings()
+
+
+def test_the_leaders_time_for_a_refusal_is_a_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("TONGBAN_NEGATIVE_REPORT_LIMIT", "4h")
+    settings = load_settings(database_url=f"sqlite:///{tmp_path / 'x.sqlite'}", calendar_file="none")
+    assert settings.negative_report_limit == "4h"
+    engine = make_engine(settings)
+    try:
+        assert str(engine.env.negative_report_limit) == "4h"
+    finally:
+        engine.dispose()
+    monkeypatch.setenv("TONGBAN_NEGATIVE_REPORT_LIMIT", "one day")
+    with pytest.raises(SettingsError, match="TONGBAN_NEGATIVE_REPORT_LIMIT='one day'"):
+        load_settings()

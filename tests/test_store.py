@@ -4,17 +4,20 @@ it upgrades to the newest schema."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import sqlite3
 import threading
 import time
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from orchestrator.store import connect, upgrade
-from orchestrator.store.db import _checkpointer
+from orchestrator.store.db import _checkpointer, scratch_postgres
 from orchestrator.store.migrate import current
 from orchestrator.store.models import Base
 
@@ -118,7 +121,7 @@ def test_a_database_with_cases_upgrades_from_0003(tmp_path):
         assert conn.exec_driver_sql("SELECT number, revision FROM cases").all() == [("TB-OLD-1", 1)]
         assert conn.exec_driver_sql("SELECT count(*) FROM tasks WHERE case_id = ?", (case_id,)).scalar() == 1
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-    assert current(db) == "0006"
+    assert current(db) == "0009"
     db.dispose()
 
 
@@ -129,3 +132,48 @@ def test_the_migrations_build_the_schema_the_models_describe(tmp_path):
     with db.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     db.dispose()
+
+
+def _triggers(db: sa.Engine) -> dict[str, str]:
+    """Every trigger (and trigger function) of the database, by name, whitespace normalized."""
+    with db.connect() as conn:
+        if db.dialect.name == "sqlite":
+            rows = conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").all()
+        else:
+            rows = conn.exec_driver_sql(
+                "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal"
+                " UNION ALL SELECT proname, prosrc FROM pg_proc WHERE starts_with(proname, 'tongban')"
+            ).all()
+    return {name: " ".join(text.split()) for name, text in rows}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def two_databases(request, tmp_path):
+    """Two empty databases of one backend: (one for the migrations, one for the models)."""
+    if request.param == "sqlite":
+        yield connect(f"sqlite:///{tmp_path / 'migrated.sqlite'}"), connect(f"sqlite:///{tmp_path / 'models.sqlite'}")
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            urls = [stack.enter_context(scratch_postgres(f"tongban_schema_{n}", durable=False)) for n in (1, 2)]
+        except sa.exc.OperationalError as exc:
+            if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+                pytest.fail(f"PostgreSQL is required: {exc.orig}")
+            pytest.skip(f"PostgreSQL is not reachable: {exc.orig}")
+        databases = [connect(url) for url in urls]
+        yield tuple(databases)
+        for database in databases:
+            database.dispose()
+
+
+def test_migrations_and_models_build_the_same_tables_and_hand_edit_triggers(two_databases):
+    migrated, modelled = two_databases
+    upgrade(migrated)
+    Base.metadata.create_all(modelled)
+    with migrated.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    triggers = _triggers(migrated)
+    assert {"tr_cases_edited", "tr_tasks_edited", "tr_tasks_deleted", "tr_signoffs_edited"} <= set(triggers)
+    assert triggers == _triggers(modelled)
+    for database in two_databases:
+        database.dispose()

@@ -155,6 +155,13 @@ class Limits(_Spec):
     warning: float = Field(
         0.25, gt=0, lt=1, description="share of the limit left at which the SLA turns yellow (warning)"
     )
+    returns: int = Field(
+        1,
+        ge=0,
+        le=20,
+        description="how often a case may be returned to the applicant for 补正 after acceptance (the clock "
+        "stops each time); default once",
+    )
 
 
 class Certificate(_Spec):
@@ -252,6 +259,11 @@ class Definition(_Spec):
         "promised", description="promised = 承诺件 (timed); instant = 即办件"
     )
     limits: Limits = Field(default_factory=Limits)
+    remedy: str | None = Field(
+        None,
+        description="what a refused applicant may do and where (行政复议 / 行政诉讼, 行政许可法 Art. 38): told with "
+        "every 不予受理 and 不予许可 that names none, and with automatic (秒批) refusals",
+    )
     form: list[FormField] = Field(default_factory=list)
     materials: list[Material] = Field(default_factory=list)
     steps: list[Step] = Field(min_length=1)
@@ -288,12 +300,20 @@ class Definition(_Spec):
         return list(seen)
 
 
+HANDLER_ROLE = "handler"  # every department has it: its staff who work its queue (承办人)
+
+
 class Department(_Spec):
     code: Ident
     name: str
     parent: Ident | None = None
     supervisor_role: Ident = Field(description="role that receives escalations (督办)")
-    roles: list[Ident] = Field(default_factory=list)
+    roles: list[Ident] = Field(default_factory=list, description="roles besides handler and supervisor_role")
+
+    @property
+    def all_roles(self) -> set[str]:
+        """Every role a member of the department may hold."""
+        return {HANDLER_ROLE, self.supervisor_role, *self.roles}
 
 
 class DepartmentsFile(_Spec):

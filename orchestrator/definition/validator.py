@@ -488,6 +488,17 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
                 f"the step limits on the path {' → '.join(path_ids)} add up to {format_working_hours(longest)}, "
                 f"more than the promised case limit {parts.promised}: shorten those steps or raise the promise",
             )
+
+    # the remedy (every process can refuse: at intake, 不予受理, and after review, 不予许可) -------------
+    remedy = data.get("remedy")
+    if remedy is None or (isinstance(remedy, str) and not remedy.strip()):
+        at(
+            ("remedy",) if "remedy" in data else ("key",),
+            "no remedy: a refusal (不予受理, 不予许可) must tell the applicant where to apply for 行政复议 or "
+            "bring 行政诉讼 (行政许可法 Art. 38); add e.g. remedy: 如不服本决定，可在收到之日起六十日内向某某市"
+            "人民政府申请行政复议，或者在六个月内向某某区人民法院提起行政诉讼。",
+            key="remedy" in data,
+        )
     return problems
 
 

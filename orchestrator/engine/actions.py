@@ -6,16 +6,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy import Engine as Database
 
 from ..store.db import reading
-from ..store.models import Case, Department, Evaluation, Membership, Signoff, Supplement, Task, User
+from ..store.models import (
+    Case,
+    Department,
+    Evaluation,
+    Extension,
+    Membership,
+    NegativeReport,
+    Signoff,
+    Supplement,
+    Suspension,
+    Task,
+    User,
+)
 from .errors import NotFound
 from .publish import DefinitionCache
 from .rules import ACTIONS, Situation
+
+if TYPE_CHECKING:
+    from ..definition.limits import Limit
+    from .tasks import Deadlines
 
 _cases = Case.__table__
 _tasks = Task.__table__
@@ -46,10 +62,11 @@ class AvailableActions:
 class ReadFacts:
     """What a guard looks up, read from a read-only transaction (no locks taken)."""
 
-    def __init__(self, conn: Connection, case: dict[str, Any], now: datetime) -> None:
+    def __init__(self, conn: Connection, case: dict[str, Any], now: datetime, deadlines: Deadlines) -> None:
         self.conn = conn
         self.case = case
         self.now = now
+        self.deadlines = deadlines
         self._memberships: dict[str, set[tuple[str, str]]] = {}
 
     def memberships(self, actor: str) -> set[tuple[str, str]]:
@@ -81,10 +98,26 @@ class ReadFacts:
         query = select(Signoff.id).where(Signoff.task_id.in_(task_ids), Signoff.signed_at.is_not(None)).limit(1)
         return self.conn.execute(query).first() is not None
 
+    def negative_report(self, report_task_id: int) -> Any:
+        reports = NegativeReport.__table__
+        return self.conn.execute(select(reports).where(reports.c.report_task_id == report_task_id)).one()
+
+    def returns_made(self) -> int:
+        query = select(func.count()).where(Suspension.case_id == self.case["id"], Suspension.kind == "supplement")
+        return self.conn.execute(query).scalar_one()
+
+    def extensions(self) -> list[Any]:
+        query = select(Extension.__table__).where(Extension.case_id == self.case["id"]).order_by(Extension.id)
+        return list(self.conn.execute(query))
+
+    def due(self, start: datetime, limit: Limit) -> datetime:
+        return self.deadlines.of(start, limit, 0.25)[0]  # type: ignore[return-value]
+
 
 def available_actions(
     db: Database,
     definitions: DefinitionCache,
+    deadlines: Deadlines,
     now: datetime,
     user: str,
     *,
@@ -108,7 +141,7 @@ def available_actions(
             for r in conn.execute(select(_tasks).where(_tasks.c.case_id == case_id).order_by(_tasks.c.id)).mappings()
         ]
         definition = definitions.get(conn, case["definition_key"], case["definition_version"])
-        facts = ReadFacts(conn, case, now)
+        facts = ReadFacts(conn, case, now, deadlines)
         task = next((t for t in tasks if t["id"] == task_id), None)
         situation = Situation(facts, case, tasks, definition, user, task)
         options = [

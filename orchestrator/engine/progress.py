@@ -1,5 +1,6 @@
 """Moving a case on: the tasks that become ready or skipped after a completion, the steps that complete
-themselves (秒批 rules, notices), finishing a case, and the one way a refusal takes effect."""
+themselves (秒批 rules, notices), finishing a case, and the one way a confirmed refusal takes effect
+(``refuse_step``; refusals are proposed to the leader first, refusals.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 from ..definition.model import Definition, Step
 from . import dag
-from .rules import TASK_OPEN
+from .refusals import cancel_pending, propose_refusal
+from .rules import LEADER, NEGATIVE_REPORT_STEP, TASK_OPEN
 from .tasks import SYSTEM, NewTask, Row, new_task, step_state, step_states
 from .unit import Tx
 
@@ -31,8 +33,6 @@ def progress(tx: Tx, definition: Definition, created_by: int | None) -> None:
                 send_notice(tx, step, new.row)
             made.append(new)
             states[step.id] = step_state(new.row)
-        if any(_stops_case(definition, n.row) for n in made):
-            break  # an automatic refusal ends the case: release nothing after it
         if not any(n.row["state"] == "completed" for n in made[len(made) - len(moves) :]):
             break  # only a step that completed at once (auto, notify) can make more steps ready
     if form != case["form"]:
@@ -43,10 +43,10 @@ def progress(tx: Tx, definition: Definition, created_by: int | None) -> None:
         _record_new_task(tx, definition.steps_by_id[new.row["step_id"]], new)
     for new in made:
         row = new.row
-        if row["kind"] == "auto" and row["outcome"] == "reject":
-            step = definition.steps_by_id[row["step_id"]]
-            if refuse_step(tx, step, row, SYSTEM, row["opinion"] or "", f"自动审批规则不满足：{step.name}"):
-                return
+        if row["kind"] == "auto" and row["waiting"] == LEADER:  # an automatic refusal, for the leader
+            propose_refusal(
+                tx, row, SYSTEM, "rejected", row["opinion"], definition.remedy, department=row["department"]
+            )
     if dag.is_finished(definition, states):
         partly = any(t["outcome"] == "reject" and not t["superseded"] for t in tasks)
         finish(tx, "partly_approved" if partly else "approved")
@@ -68,17 +68,9 @@ def _record_new_task(tx: Tx, step: Step, new: NewTask) -> None:
         tx.notify("task_ready", f"新待办：{tx.case['number']} {row['name']}", task=row, department=row["department"])
 
 
-def _stops_case(definition: Definition, row: Row) -> bool:
-    """An inline automatic step refused and its refusal stops the case (on_reject: stop)."""
-    return (
-        row["kind"] == "auto"
-        and row["outcome"] == "reject"
-        and definition.steps_by_id[row["step_id"]].on_reject == "stop"
-    )
-
-
 def decide_auto(step: Any, row: Row, form: dict[str, Any], now: Any) -> None:
-    """秒批: the rule decides; the result may be written into a form field for later `when`s."""
+    """秒批: the rule decides; the result may be written into a form field for later `when`s. A refusal
+    is not final: the task stays claimed by the system, waiting for the leader (不予审批报告制)."""
     try:
         passed = bool(step.rule.evaluate(form))
         note = None
@@ -91,7 +83,9 @@ def decide_auto(step: Any, row: Row, form: dict[str, Any], now: Any) -> None:
     elif step.on_false == "continue":
         outcome, opinion = None, "规则不满足，转人工办理"
     else:
-        outcome, opinion = "reject", "规则不满足，不予通过" + (f"（{note}）" if note else "")
+        opinion = "规则不满足，不予通过" + (f"（{note}）" if note else "")
+        row.update(state="claimed", assignee=SYSTEM, claimed_at=now, opinion=opinion, waiting=LEADER)
+        return
     row.update(
         state="completed",
         outcome=outcome,
@@ -154,13 +148,15 @@ def complete(tx: Tx, task: Row, actor: str, outcome: str, opinion: str, **also: 
     )
 
 
-def refuse_step(tx: Tx, step: Step, task: Row, actor: str, reason: str, report: str) -> bool:
-    """A step refused (不予许可): reported to the deciding department's supervisor (否定报备), and the
-    case rejected if the step says ``on_reject: stop``. Returns whether the case was rejected."""
-    negative_decision(tx, task, report)
+def refuse_step(tx: Tx, step: Step, task: Row, actor: str, reason: str, remedy: str) -> bool:
+    """A confirmed refusal of a step (不予许可) takes effect: the case is rejected if the step says
+    ``on_reject: stop``, else the applicant is told of this refusal and the other branches go on.
+    Returns whether the case was rejected."""
     if step.on_reject != "stop":
+        number = tx.case["number"]
+        tx.tell_applicant("step_rejected", f"您的办件 {number} 的「{task['name']}」不予许可：{reason}。{remedy}")
         return False
-    reject_case(tx, actor, reason)
+    reject_case(tx, actor, reason, remedy)
     return True
 
 
@@ -172,16 +168,19 @@ def finish(tx: Tx, outcome: str) -> None:
     tx.tell_applicant("case_completed", f"您的办件 {tx.case['number']} 已办结")
 
 
-def reject_case(tx: Tx, actor: str, reason: str) -> None:
+def reject_case(tx: Tx, actor: str, reason: str, remedy: str) -> None:
     cancel_open(tx, actor, "case_rejected")
-    values = tx.closing(outcome="rejected", reason=reason, closed_at=tx.now)
+    values = tx.closing(outcome="rejected", reason=reason, remedy=remedy, closed_at=tx.now)
     tx.set_case_state("reject", actor, **values)
-    tx.tell_applicant("case_rejected", f"您的办件 {tx.case['number']} 不予许可：{reason}")
+    tx.tell_applicant("case_rejected", f"您的办件 {tx.case['number']} 不予许可：{reason}。{remedy}")
 
 
 def cancel_open(tx: Tx, actor: str, why: str) -> None:
+    """The case closes: its open tasks are cancelled, refusals still waiting for their leader with them."""
     values = {"state": "cancelled", "completed_at": tx.now}
-    tx.update_tasks([cancelled(tx, t, actor, why, values) for t in tx.tasks() if t["state"] in TASK_OPEN])
+    open_tasks = [t for t in tx.tasks() if t["state"] in TASK_OPEN]
+    tx.update_tasks([cancelled(tx, t, actor, why, values) for t in open_tasks])
+    cancel_pending(tx, [t for t in open_tasks if t["step_id"] == NEGATIVE_REPORT_STEP], why)
 
 
 def cancelled(tx: Tx, task: Row, actor: str, why: str, values: dict[str, Any]) -> tuple[Row, dict[str, Any]]:
@@ -198,7 +197,8 @@ def cancelled(tx: Tx, task: Row, actor: str, why: str, values: dict[str, Any]) -
 
 
 def negative_decision(tx: Tx, task: Row | None, message: str) -> None:
-    """否定报备: every refusal is reported to the supervisor of the deciding department."""
+    """否定报备 of a decision that is not a refusal (终止办理) to the supervisor of the deciding department;
+    a refusal is reported before it takes effect (refusals.propose_refusal)."""
     department = task["department"] if task else None
     role = tx.supervisor_role(department) if department else None
     number = tx.case["number"]

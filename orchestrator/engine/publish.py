@@ -92,7 +92,7 @@ def store_definition(tx: Connection, definition: Definition, text: str, now: dat
 def sync_departments(tx: Connection, departments: Sequence[DepartmentSpec] | object) -> None:
     """Insert or update every department of departments.yaml."""
     rows = [
-        {"code": d.code, "name": d.name, "parent": d.parent, "supervisor_role": d.supervisor_role}
+        {"code": d.code, "name": d.name, "parent": d.parent, "supervisor_role": d.supervisor_role, "roles": d.roles}
         for d in departments  # type: ignore[attr-defined]
     ]
     if not rows:
@@ -105,6 +105,7 @@ def sync_departments(tx: Connection, departments: Sequence[DepartmentSpec] | obj
             "name": statement.excluded.name,
             "parent": statement.excluded.parent,
             "supervisor_role": statement.excluded.supervisor_role,
+            "roles": statement.excluded.roles,
         },
     )
     tx.execute(statement)

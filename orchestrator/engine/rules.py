@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from ..definition.limits import Limit
 from . import dag
 from .errors import Conflict, NotAllowed
 
@@ -30,7 +31,14 @@ TASK_STATES = ("ready", "claimed", "completed", "skipped", "cancelled")
 TASK_OPEN = frozenset({"ready", "claimed"})
 TASK_DONE = frozenset({"completed", "skipped"})
 OUTCOMES = ("approve", "reject", "return")
-RECTIFICATION_STEP = "__rectification__"
+RECTIFICATION_STEP = "__rectification__"  # 差评整改, opened by a bad rating
+NEGATIVE_REPORT_STEP = "__negative_report__"  # 不予审批报告: a proposed refusal, for the leader to decide
+CASE_STEPS = frozenset({RECTIFICATION_STEP, NEGATIVE_REPORT_STEP})  # tasks of a case that are no step of it
+LEADER = "leader"  # tasks.waiting of a task whose proposed refusal waits for the leader (不予审批报告制)
+APPLICANT = "applicant"  # tasks.waiting of a task whose 补正 waits for the applicant's materials
+# 行政许可法 Art. 32 (with Art. 82: working days): a 补正 notice comes within 5 days of receiving the
+# application, else the application counts as accepted from its receipt
+INTAKE_NOTICE_LIMIT = Limit(5.0, "d")
 
 
 def deferral_lapsed(deferred: list[str], deferred_due_at: datetime | None, now: datetime) -> bool:
@@ -76,7 +84,7 @@ CASE_RULES = {
     "reject": _rule("reject", "不予许可", OPEN_CASE, "rejected"),
     "terminate": _rule("terminate", "终止办理（容缺材料逾期未补齐）", OPEN_CASE | {"suspended"}, "terminated"),
     "complete": _rule("complete", "办结", OPEN_CASE, "completed"),
-    "evaluate": _rule("evaluate", "好差评", {"completed"}, None),
+    "evaluate": _rule("evaluate", "好差评", CASE_FINAL, None),  # whatever the outcome (一事一评)
     "work": _rule("work", "办理", OPEN_CASE, None),
     "urge": _rule("urge", "催办/督办", OPEN_CASE | {"suspended", "completed"}, None),
 }
@@ -92,6 +100,8 @@ TASK_RULES = {
     "send_back": _rule("send_back", "退回", TASK_OPEN, "cancelled"),
     "take_back": _rule("take_back", "撤回", {"completed"}, "completed"),
     "urge": _rule("urge", "催办/督办", TASK_OPEN, None),
+    "confirm_refusal": _rule("confirm_refusal", "确认不予决定", TASK_OPEN, "completed"),
+    "send_back_refusal": _rule("send_back_refusal", "退回重新决定", TASK_OPEN, "completed"),
 }
 
 Row = dict[str, Any]
@@ -108,6 +118,10 @@ class Facts(Protocol):
     def open_supplement(self) -> Any: ...
     def evaluated(self) -> bool: ...
     def signed_any(self, task_ids: list[int]) -> bool: ...
+    def negative_report(self, report_task_id: int) -> Any: ...
+    def returns_made(self) -> int: ...
+    def extensions(self) -> list[Any]: ...
+    def due(self, start: datetime, limit: Limit) -> datetime: ...
     @property
     def now(self) -> datetime: ...
 
@@ -142,6 +156,10 @@ class Situation:
         """The open acceptance (综合受理) task, if any."""
         entry = self.definition.entry.id
         return next((t for t in reversed(self.tasks) if t["step_id"] == entry and t["state"] in TASK_OPEN), None)
+
+    def open_reports(self) -> list[Row]:
+        """The case's refusal reports still waiting for their leader."""
+        return [t for t in self.tasks if t["step_id"] == NEGATIVE_REPORT_STEP and t["state"] in TASK_OPEN]
 
 
 Guard = Callable[[Situation], "str | None"]
@@ -211,6 +229,23 @@ def _not_delegated(task: Row, what: str) -> str | None:
     )
 
 
+def _not_awaiting_leader(task: Row, what: str) -> str | None:
+    if task["waiting"] != LEADER:
+        return None
+    return (
+        f"task {task['id']} ({task['name']}) has a refusal waiting for its leader's decision (不予审批报告制); "
+        f"nobody may {what} until the leader confirms it or sends it back"
+    )
+
+
+def _not_report(task: Row, what: str) -> str | None:
+    if task["step_id"] != NEGATIVE_REPORT_STEP:
+        return None
+    return (
+        f"task {task['id']} is a refusal report (不予审批报告): its leader confirms or sends it back; nobody may {what}"
+    )
+
+
 def _case_rule(s: Situation, rule: str) -> str | None:
     return CASE_RULES[rule].refusal(s.case["state"], f"case {s.number}")
 
@@ -241,23 +276,56 @@ def _window(s: Situation, what: str) -> str | None:
     return _member(s, s.definition.entry.department, what)
 
 
+def _refusal_pending(s: Situation) -> str | None:
+    if not s.open_reports():
+        return None
+    return f"case {s.number} has a refusal (不予受理) waiting for the leader's decision (不予审批报告制)"
+
+
 def _accept(s: Situation) -> str | None:
     return _first(
         lambda: _window(s, "accept applications"),
         lambda: _case_rule(s, "accept"),
+        lambda: _refusal_pending(s),
         lambda: None if s.entry_task() else f"case {s.number} is waiting for the applicant's 补正 materials",
     )
 
 
 def _refuse(s: Situation) -> str | None:
-    return _first(lambda: _window(s, "refuse applications"), lambda: _case_rule(s, "refuse"))
+    return _first(
+        lambda: _window(s, "refuse applications"), lambda: _case_rule(s, "refuse"), lambda: _refusal_pending(s)
+    )
+
+
+def intake_notice_due(s: Situation) -> tuple[datetime, datetime] | None:
+    """(receipt, deadline) of the 补正 notice for the open acceptance task: 5 working days from the
+    application's receipt, or the arrival of the materials a notice asked for (行政许可法 Art. 32)."""
+    entry = s.entry_task()
+    if entry is None:
+        return None
+    return entry["ready_at"], s.facts.due(entry["ready_at"], INTAKE_NOTICE_LIMIT)
+
+
+def _notice_in_time(s: Situation) -> str | None:
+    due = intake_notice_due(s)
+    if due is None or s.facts.now <= due[1]:
+        return None
+    received, deadline = (moment.astimezone(_tz()) for moment in due)
+    return (
+        f"too late for a 补正 notice: it had to go out within 5 working days of receiving the application "
+        f"({received:%Y-%m-%d %H:%M}), by {deadline:%Y-%m-%d %H:%M} (行政许可法 Art. 32); the application now "
+        f"counts as accepted from its receipt: accept it (the promised limit runs from {received:%Y-%m-%d %H:%M}) "
+        "or refuse it"
+    )
 
 
 def _request_supplement(s: Situation) -> str | None:
     return _first(
         lambda: _window(s, "request 补正"),
         lambda: _case_rule(s, "request_supplement"),
+        lambda: _refusal_pending(s),
         lambda: None if s.entry_task() else f"case {s.number} already has a 补正 notice out; wait for the materials",
+        lambda: _notice_in_time(s),
     )
 
 
@@ -329,7 +397,17 @@ def _extend(s: Situation) -> str | None:
             return f"{s.definition.key} has no statutory limit, so there is no legal extension to grant"
         return None
 
-    return _first(lambda: _case_rule(s, "extend"), lambda: case_worker(s, "extend the case"), statutory)
+    def once() -> str | None:
+        granted = s.facts.extensions()
+        if not granted:
+            return None
+        first = granted[0]
+        return (
+            f"延长审批 is granted once per case (行政许可法 Art. 42): case {s.number} was extended by "
+            f"{first.amount} on {first.at.astimezone(_tz()):%Y-%m-%d} (approved by {first.approver})"
+        )
+
+    return _first(lambda: _case_rule(s, "extend"), lambda: case_worker(s, "extend the case"), statutory, once)
 
 
 def _urge_case(s: Situation) -> str | None:
@@ -353,8 +431,10 @@ def _claim(s: Situation) -> str | None:
         return _case_rule(s, "work")
 
     return _first(
+        lambda: _not_report(task, "claim it"),
         lambda: _member(s, task["department"], "claim it"),
         lambda: _task_rule(s, "claim"),
+        lambda: _not_awaiting_leader(task, "claim it"),
         lambda: (
             f"task {task['id']} is an automatic step: its rule decides it (run_auto_tasks)"
             if task["kind"] == "auto"
@@ -369,6 +449,7 @@ def _release(s: Situation) -> str | None:
     assert task is not None
     return _first(
         lambda: _task_rule(s, "release"),
+        lambda: _not_awaiting_leader(task, "put it back in the queue"),
         lambda: _not_delegated(task, "put it back in the queue"),
         lambda: _assignee(task, s.actor, "release it"),
     )
@@ -384,7 +465,12 @@ def _reassign(s: Situation) -> str | None:
             return None
         return f"only the supervisor ({role}) of {task['department']} may reassign its tasks"
 
-    return _first(lambda: _task_rule(s, "reassign"), supervisor)
+    return _first(
+        lambda: _not_report(task, "reassign it"),
+        lambda: _task_rule(s, "reassign"),
+        lambda: _not_awaiting_leader(task, "reassign it"),
+        supervisor,
+    )
 
 
 def _transfer(s: Situation) -> str | None:
@@ -392,6 +478,7 @@ def _transfer(s: Situation) -> str | None:
     assert task is not None
     return _first(
         lambda: _task_rule(s, "transfer"),
+        lambda: _not_awaiting_leader(task, "transfer it"),
         lambda: _not_delegated(task, "transfer it"),
         lambda: _assignee(task, s.actor, "transfer it"),
     )
@@ -402,6 +489,7 @@ def _delegate(s: Situation) -> str | None:
     assert task is not None
     return _first(
         lambda: _task_rule(s, "delegate"),
+        lambda: _not_awaiting_leader(task, "delegate it"),
         lambda: _assignee(task, s.actor, "delegate it"),
         lambda: f"task {task['id']} is already delegated by {task['delegated_by']}" if task["delegated_by"] else None,
     )
@@ -410,7 +498,11 @@ def _delegate(s: Situation) -> str | None:
 def _add_signer(s: Situation) -> str | None:
     task = s.task
     assert task is not None
-    return _first(lambda: _task_rule(s, "add_signer"), lambda: _assignee(task, s.actor, "add a signer"))
+    return _first(
+        lambda: _task_rule(s, "add_signer"),
+        lambda: _not_awaiting_leader(task, "add a signer"),
+        lambda: _assignee(task, s.actor, "add a signer"),
+    )
 
 
 def _urge_task(s: Situation) -> str | None:
@@ -438,7 +530,7 @@ def plan_completion(s: Situation, outcome: str) -> Completion | str:
     assert task is not None
     if task["state"] == "completed":
         return RaceLost(f"task {task['id']} ({task['name']}) is already completed by {task['completed_by']}")
-    refusal = _task_rule(s, "complete")
+    refusal = _not_report(task, "complete it") or _task_rule(s, "complete")
     if refusal:
         return refusal
     if task["step_id"] == RECTIFICATION_STEP:
@@ -454,8 +546,11 @@ def plan_completion(s: Situation, outcome: str) -> Completion | str:
     refusal = _case_rule(s, "work")
     if refusal:
         return refusal
-    if task["waiting"] == "applicant":
+    if task["waiting"] == APPLICANT:
         return f"task {task['id']} waits for the applicant's 补正 materials"
+    refusal = _not_awaiting_leader(task, "work it")
+    if refusal:
+        return refusal
     if task["signoffs_open"] > 0 and outcome != "return":  # 补正 is the assignee's, not a signature
         slot = _slot_for(s)
         if isinstance(slot, str):
@@ -466,9 +561,23 @@ def plan_completion(s: Situation, outcome: str) -> Completion | str:
         return Completion("delegation_return")  # 委派: the delegate's work returns to the one who delegated
     if task["state"] == "claimed" and task["assignee"] != s.actor:
         return f"task {task['id']} is claimed by {task['assignee']}; only they may complete it"
-    if task["state"] == "ready" and not s.is_member(task["department"]):
+    if not s.is_member(task["department"]):  # a claimed task's assignee too: roles can be taken away
         return f"{s.actor} is not a member of department {task['department']}, so may not complete it"
+    if outcome == "return":
+        return _returns_left(s) or Completion("assignee")
     return Completion("assignee")
+
+
+def _returns_left(s: Situation) -> str | None:
+    """补正 after acceptance stops the clock: at most ``limits.returns`` times per case (default once)."""
+    allowed = s.definition.limits.returns
+    made = s.facts.returns_made()
+    if made < allowed:
+        return None
+    return (
+        f"case {s.number} has been returned to the applicant for 补正 {made} time(s) after acceptance, as many as "
+        f"{s.definition.key} allows (limits.returns: {allowed}); decide on what the applicant gave"
+    )
 
 
 def _slot_for(s: Situation) -> Any:
@@ -602,6 +711,8 @@ def send_back_target(s: Situation, to_step: str | None) -> tuple[str | None, str
     target_task = newest.get(target)
     if target_task is None or target_task["state"] != "completed" or target_task["superseded"]:
         return None, f"step {target} has not been completed in this case; nothing to send back to", None
+    if target_task["outcome"] == "reject":
+        return None, f"step {target} was refused with its leader's confirmation; it is not redone", None
     redoing = being_redone(definition, newest, target)
     if redoing:  # an earlier 退回 reopened them: the target would run ahead of its predecessors
         return None, f"cannot send back to {target} while {', '.join(redoing)} are redone", None
@@ -620,7 +731,13 @@ def may_send_back(s: Situation) -> str | None:
             None if s.is_member(task["department"]) else f"{s.actor} is not a member of department {task['department']}"
         )
 
-    return _first(lambda: _case_rule(s, "work"), lambda: _task_rule(s, "send_back"), person)
+    return _first(
+        lambda: _not_report(task, "send it back"),
+        lambda: _case_rule(s, "work"),
+        lambda: _task_rule(s, "send_back"),
+        lambda: _not_awaiting_leader(task, "send it back"),
+        person,
+    )
 
 
 def _send_back(s: Situation) -> str | None:
@@ -640,6 +757,12 @@ def take_back_plan(s: Situation) -> list[Row] | str:
     refusal = _case_rule(s, "work") or _task_rule(s, "take_back")  # not while the clock is stopped
     if refusal:
         return refusal
+    if task["step_id"] in CASE_STEPS:
+        return f"task {task['id']} ({task['name']}) is no step of the process; it cannot be taken back"
+    if s.definition.steps_by_id[task["step_id"]].kind in ("auto", "notify"):  # its redo would be nobody's
+        return f"task {task['id']} ({task['name']}) is an automatic step; it cannot be taken back"
+    if task["outcome"] == "reject":  # its leader confirmed it and the applicant was told
+        return f"task {task['id']} ({task['name']}) was refused with its leader's confirmation; it cannot be taken back"
     if task["completed_by"] != s.actor:
         return f"only {task['completed_by']}, who completed task {task['id']}, may take it back"
     if task["superseded"] or task["kind"] == "acceptance":
@@ -649,7 +772,13 @@ def take_back_plan(s: Situation) -> list[Row] | str:
     if redoing:  # after a 退回, reopening this step now would run it ahead of its predecessors
         return f"task {task['id']} cannot be taken back while {', '.join(redoing)} are redone"
     later = dag.descendants(definition, task["step_id"])  # a join made ready by another branch counts too
-    made = [t for t in s.tasks if not t["superseded"] and (t["created_by_task"] == task["id"] or t["step_id"] in later)]
+    made = [
+        t
+        for t in s.tasks
+        if not t["superseded"]
+        and t["step_id"] not in CASE_STEPS  # a decided refusal report is history, not a next step
+        and (t["created_by_task"] == task["id"] or t["step_id"] in later)
+    ]
     touched = [t for t in made if t["state"] not in ("ready", "skipped") or t["assignee"] is not None]
     if touched:
         names = ", ".join(f"{t['name']} ({t['state']})" for t in touched)
@@ -665,6 +794,51 @@ def _take_back(s: Situation) -> str | None:
     return plan if isinstance(plan, str) else None
 
 
+# ------------------------------------------------------------------------------------------------
+# 不予审批报告制: the leader decides on a proposed refusal before the applicant is told
+
+
+def _decide_refusal(rule: str) -> Guard:
+    """The guard of confirming (``confirm_refusal``) or sending back (``send_back_refusal``) a refusal."""
+
+    def guard(s: Situation) -> str | None:
+        task = s.task
+        assert task is not None
+        department = task["department"]
+
+        def report_task() -> str | None:
+            if task["step_id"] == NEGATIVE_REPORT_STEP:
+                return None
+            return f"task {task['id']} ({task['name']}) is no refusal report (不予审批报告)"
+
+        def undecided() -> str | None:
+            if task["state"] == "completed":
+                return RaceLost(f"the refusal report {task['id']} was decided already by {task['completed_by']}")
+            return _task_rule(s, rule)
+
+        def leader() -> str | None:
+            role = s.facts.supervisor_role(department)
+            if role is not None and s.is_member(department, role):
+                return None
+            return f"only the leader ({role}) of {department} decides on a proposed refusal (不予审批报告制)"
+
+        def not_the_proposer() -> str | None:
+            report = s.facts.negative_report(task["id"])
+            if report.proposed_by != s.actor:
+                return None
+            return f"{s.actor} proposed this refusal; another leader ({department}) decides on it"
+
+        def takes_effect() -> str | None:  # a confirmed refusal closes the case or completes its step now
+            if rule != "confirm_refusal":
+                return None
+            kind = s.facts.negative_report(task["id"]).kind
+            return _case_rule(s, "refuse" if kind == "not_accepted" else "work")
+
+        return _first(report_task, undecided, leader, not_the_proposer, takes_effect)
+
+    return guard
+
+
 def _tz() -> Any:
     from ..calendar import TZ
 
@@ -677,6 +851,7 @@ def _tz() -> Any:
 WINDOW = "a member of the entry step's department (the window)"
 ASSIGNEE_OR_MEMBER = "the assignee, or a member of its department (ready task)"
 WORKER_OR_SIGNER = "the assignee, a member (ready task), or a signer"
+LEADER_NOT_PROPOSER = "the deciding department's supervisor role (its leader), not the one who proposed the refusal"
 _ACTIONS = [
     # case: the window (综合窗口)
     Action("accept", "受理", "case", WINDOW, _accept),
@@ -705,5 +880,8 @@ _ACTIONS = [
     Action("add_signer", "加签", "task", "the assignee", _add_signer),
     Action("reassign", "改派", "task", "the department's supervisor", _reassign),
     Action("urge_task", "催办/督办", "task", "any registered user", _urge_task),
+    # task: a refusal report (不予审批报告制), for the leader of the deciding department
+    Action("confirm_refusal", "确认不予决定", "task", LEADER_NOT_PROPOSER, _decide_refusal("confirm_refusal")),
+    Action("send_back_refusal", "退回重新决定", "task", LEADER_NOT_PROPOSER, _decide_refusal("send_back_refusal")),
 ]
 ACTIONS: dict[str, Action] = {a.name: a for a in _ACTIONS}

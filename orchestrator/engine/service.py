@@ -15,7 +15,7 @@ from ..calendar import TZ, BusinessCalendar
 from ..definition.limits import Limit
 from ..store.models import Case
 from .actions import AvailableActions, available_actions
-from .commands import acceptance, auto, clock, closing, people, queue, redo, work
+from .commands import acceptance, auto, clock, closing, people, queue, redo, report, work
 from .commands.clock import SUSPENSION_KINDS
 from .commands.closing import EVALUATION_CHANNELS, EVALUATION_LEVELS
 from .errors import InvalidData
@@ -41,6 +41,7 @@ class Engine:
         *,
         auto_inline: bool = True,
         rectification_limit: str = "5d",
+        negative_report_limit: str = "1d",
     ) -> None:
         self.db = db
         self.calendar = calendar or BusinessCalendar()
@@ -52,6 +53,7 @@ class Engine:
             self.clock,
             auto_inline,
             rectification_limit=Limit.parse(rectification_limit),
+            negative_report_limit=Limit.parse(negative_report_limit),
         )
         self.core = Core(db, self.clock, self.env)
 
@@ -80,8 +82,23 @@ class Engine:
     # people
 
     def add_user(self, user_id: str, name: str, memberships: Sequence[tuple[str, str]] = ()) -> None:
-        """Register a member of staff with (department, role) pairs; re-adding updates the roles."""
+        """Register a member of staff with (department, role) pairs; re-adding adds roles (never removes)."""
         self.core.run(people.add_user, user_id, name, list(memberships))
+
+    def set_memberships(self, user_id: str, name: str, memberships: Sequence[tuple[str, str]], actor: str) -> list[int]:
+        """Set a person's (department, role) pairs exactly, removing the others; the change is recorded
+        (membership_changes: who, when, before, after). Returns the tasks they still hold in departments
+        they left, for the supervisor to reassign (改派)."""
+        if not (user_id or "").strip() or not (name or "").strip() or not (actor or "").strip():
+            raise InvalidData("set_memberships needs the user id, the name and who makes the change")
+        return self.core.run(people.set_memberships, user_id, name, list(memberships), actor)
+
+    def staff(self, user_id: str) -> people.StaffRecord:
+        """A person's roles, the history of their roles and the tasks they hold."""
+        from ..store.db import reading
+
+        with reading(self.db) as conn:
+            return people.read_staff(conn, user_id)
 
     # ------------------------------------------------------------------------------------------
     # what a person may do
@@ -91,7 +108,9 @@ class Engine:
     ) -> AvailableActions:
         """The actions ``user`` may take on a task (with its case's) or on a case: exactly the buttons a
         page may show, decided by the same guards the commands check."""
-        return available_actions(self.db, self.definitions, self.clock(), user, task_id=task_id, case_id=case_id)
+        return available_actions(
+            self.db, self.definitions, self.env.deadlines, self.clock(), user, task_id=task_id, case_id=case_id
+        )
 
     # ------------------------------------------------------------------------------------------
     # application and acceptance (综合受理)
@@ -130,9 +149,11 @@ class Engine:
         """受理. Missing deferrable materials may be accepted with a supply deadline (容缺受理)."""
         self.core.run(acceptance.accept_case, case_id, actor, deferred, deferred_limit, opinion)
 
-    def refuse_case(self, case_id: int, actor: str, reason: str, remedy: str) -> None:
-        """不予受理, with the written reason and the remedy (行政复议 / 行政诉讼) the applicant has."""
-        if not (reason or "").strip() or not (remedy or "").strip():
+    def refuse_case(self, case_id: int, actor: str, reason: str, remedy: str | None = None) -> None:
+        """不予受理, with the written reason and the remedy (行政复议 / 行政诉讼) the applicant has (default: the
+        definition's ``remedy``). It goes to the window's leader, who confirms it (confirm_refusal) before
+        the applicant is told, or sends it back (不予审批报告制)."""
+        if not (reason or "").strip():
             raise InvalidData("不予受理 needs a written reason and the remedy (行政复议或者行政诉讼) the applicant has")
         self.core.run(acceptance.refuse_case, case_id, actor, reason, remedy)
 
@@ -183,17 +204,36 @@ class Engine:
         *,
         form_updates: dict[str, Any] | None = None,
         missing: Sequence[str] = (),
+        remedy: str | None = None,
     ) -> None:
-        """办理: approve, reject (with a written reason) or return (补正: the clock stops).
+        """办理: approve, reject (with a written reason and the remedy, default the definition's) or return
+        (补正: the clock stops; once per case unless ``limits.returns`` allows more).
 
         A survey needs every participant department's sign-off, a review chain each level in order,
-        a countersign every (会签) or any (或签) signer; each call signs once.
+        a countersign every (会签) or any (或签) signer; each call signs once. A reject goes to the
+        deciding department's leader first (不予审批报告制): the task waits until it is confirmed
+        (confirm_refusal) or sent back (send_back_refusal).
         """
         if outcome not in ("approve", "reject", "return"):
             raise InvalidData(f"outcome {outcome!r}: use approve, reject or return")
         if outcome in ("reject", "return") and not (opinion or "").strip():
             raise InvalidData(f"{'不予许可' if outcome == 'reject' else '补正'} needs a written opinion that says why")
-        self.core.run(work.complete_task, task_id, actor, outcome, opinion, form_updates, missing)
+        self.core.run(work.complete_task, task_id, actor, outcome, opinion, form_updates, missing, remedy)
+
+    # ------------------------------------------------------------------------------------------
+    # 不予审批报告制: the leader decides on a proposed refusal
+
+    def confirm_refusal(self, task_id: int, actor: str, opinion: str = "", *, remedy: str | None = None) -> None:
+        """The leader of the deciding department confirms the refusal of report task ``task_id``: it takes
+        effect and the applicant is told, with the remedy (``remedy`` replaces the proposed one)."""
+        self.core.run(report.confirm_refusal, task_id, actor, opinion, remedy)
+
+    def send_back_refusal(self, task_id: int, actor: str, opinion: str) -> None:
+        """The leader sends the refusal back to the handler, who decides again (an automatic refusal goes
+        to the department's handlers)."""
+        if not (opinion or "").strip():
+            raise InvalidData("sending a refusal back needs the leader's opinion (why it is not upheld)")
+        self.core.run(report.send_back_refusal, task_id, actor, opinion)
 
     # ------------------------------------------------------------------------------------------
     # 退回 and 撤回
@@ -214,7 +254,8 @@ class Engine:
     # the clock: 特别程序, 延长审批, timers
 
     def suspend_case(self, case_id: int, actor: str, kind: str, reason: str, expected: str | None = None) -> int:
-        """特别程序 (专家评审, 听证, 检验 …): the clock stops until resume_case."""
+        """特别程序 (专家评审, 听证, 检验 …): the clock stops until resume_case. ``expected`` (required, e.g.
+        ``10d``) is the time it is expected to take, which the applicant is told (行政许可法 Art. 45)."""
         clock.check_suspension(kind, reason, expected)
         return self.core.run(clock.suspend_case, case_id, actor, kind, reason, expected)
 
@@ -223,7 +264,8 @@ class Engine:
         self.core.run(clock.resume_case, case_id, actor, result)
 
     def extend_case(self, case_id: int, actor: str, amount: str, approver: str, reason: str) -> None:
-        """延长审批 (Art. 42): the case limit grows, within the statutory cap plus its legal extension."""
+        """延长审批 (Art. 42): the case limit grows, once per case, within the statutory cap plus its legal
+        extension."""
         limit = parse_limit(amount, "amount")
         if not (reason or "").strip() or not (approver or "").strip():
             raise InvalidData("延长审批 needs the approver (负责人) and a reason the applicant is told")
@@ -294,7 +336,8 @@ class Engine:
         )
 
     def evaluate_case(self, case_id: int, rater: str, level: int, channel: str = "pc", comment: str = "") -> int:
-        """好差评: one per case; 不满意 or worse opens a rectification task with its own deadline."""
+        """好差评: one per case once it has ended, whatever the outcome (不予受理, 不予许可, 终止办理, 撤回
+        included); 不满意 or worse opens a rectification task with its own deadline."""
         if level not in EVALUATION_LEVELS:
             raise InvalidData("level is 1 非常满意, 2 满意, 3 基本满意, 4 不满意 or 5 非常不满意")
         if channel not in EVALUATION_CHANNELS:

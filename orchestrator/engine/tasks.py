@@ -14,7 +14,7 @@ from ..definition.model import Definition, Step
 from . import dag
 from .errors import InvalidData
 from .publish import DefinitionCache
-from .rules import RECTIFICATION_STEP
+from .rules import CASE_STEPS, INTAKE_NOTICE_LIMIT
 from .rules import newest_tasks as latest
 
 SYSTEM = "system"
@@ -61,6 +61,7 @@ class Env:
     clock: Callable[[], datetime]
     auto_inline: bool = True  # False: `auto` steps wait for a worker (run_auto_tasks / Prefect)
     rectification_limit: Limit = field(default_factory=lambda: Limit.parse("5d"))
+    negative_report_limit: Limit = field(default_factory=lambda: Limit.parse("1d"))  # the leader's time
 
     def __post_init__(self) -> None:
         self.deadlines = Deadlines(self.calendar)
@@ -98,6 +99,12 @@ def new_task(
         if state == "ready":
             signatures = signatures_needed(step)
     due_at, warn_at, provisional = env.deadlines.of(now, limit, warning) if state == "ready" else (None, None, False)
+    if step is not None and step.kind == "acceptance" and state == "ready":
+        # Art. 32: the window decides (or sends its one 补正 notice) within 5 working days of receipt, so
+        # the acceptance task is due then at the latest and the SLA sweep warns before that lapses
+        intake = env.deadlines.of(now, INTAKE_NOTICE_LIMIT, warning)
+        if due_at is None or intake[0] < due_at:
+            due_at, warn_at, provisional = intake
     row = {
         "case_id": case["id"],
         "step_id": values.pop("step_id"),
@@ -147,7 +154,7 @@ def open_signatures(step: Step | None, signatures: list[tuple[str, str]]) -> int
 
 def step_states(tasks: list[Row]) -> dict[str, str]:
     """Each step's state from its newest task; a superseded task leaves its step pending (to redo)."""
-    return {step_id: step_state(task) for step_id, task in latest(tasks).items() if step_id != RECTIFICATION_STEP}
+    return {step_id: step_state(task) for step_id, task in latest(tasks).items() if step_id not in CASE_STEPS}
 
 
 def step_state(task: Row) -> str:

@@ -33,7 +33,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import orjson
-from sqlalchemy import JSON, Connection, bindparam, exists, insert, select, update
+from sqlalchemy import JSON, Connection, bindparam, exists, func, insert, select, update
 from sqlalchemy import Engine as Database
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -47,10 +47,13 @@ from ..store.models import (
     Department,
     Evaluation,
     Event,
+    Extension,
     Membership,
+    NegativeReport,
     Notification,
     Signoff,
     Supplement,
+    Suspension,
     Task,
     User,
 )
@@ -59,6 +62,7 @@ from .errors import Busy, Conflict, InvalidData, NotFound, StoreFailure, Tongban
 from .rules import CASE_FINAL, CASE_RULES, Situation
 
 if TYPE_CHECKING:
+    from ..definition.limits import Limit
     from ..definition.model import Definition
     from .tasks import Env, NewTask
 
@@ -118,7 +122,12 @@ _SQL = Statements(
         .order_by(_signoffs.c.position),
         "sign_slot": update(_signoffs)
         .where(_signoffs.c.id == bindparam("id"))
-        .values({c: bindparam(c, type_=_signoffs.c[c].type) for c in ("signed_by", "signed_at", "outcome", "opinion")}),
+        .values(
+            {
+                c: bindparam(c, type_=_signoffs.c[c].type)
+                for c in ("signed_by", "signed_at", "outcome", "opinion", "version")
+            }
+        ),
         "memberships": select(Membership.department, Membership.role).where(Membership.user_id == bindparam("actor")),
         "supervisor_role": select(Department.supervisor_role).where(Department.code == bindparam("department")),
         "user_exists": select(User.id).where(User.id == bindparam("user")),
@@ -297,6 +306,27 @@ class Tx:
         signed = select(_signoffs.c.id).where(_signoffs.c.task_id.in_(task_ids), _signoffs.c.signed_at.is_not(None))
         return self.conn.execute(signed.limit(1)).first() is not None
 
+    def negative_report(self, report_task_id: int) -> Any:
+        """The proposed refusal a report task of the locked case is about (不予审批报告制)."""
+        reports = NegativeReport.__table__
+        return self.conn.execute(select(reports).where(reports.c.report_task_id == report_task_id)).one()
+
+    def returns_made(self) -> int:
+        """How often the locked case was returned to the applicant for 补正 after acceptance."""
+        suspensions = Suspension.__table__
+        query = select(func.count()).where(suspensions.c.case_id == self.case["id"], suspensions.c.kind == "supplement")
+        return self.conn.execute(query).scalar_one()
+
+    def extensions(self) -> list[Any]:
+        """The extensions (延长审批) granted to the locked case, oldest first."""
+        extensions = Extension.__table__
+        query = select(extensions).where(extensions.c.case_id == self.case["id"]).order_by(extensions.c.id)
+        return list(self.conn.execute(query))
+
+    def due(self, start: datetime, limit: Limit) -> datetime:
+        """The end of a limit counted from ``start`` on the business calendar."""
+        return self.env.deadlines.of(start, limit, 0.25)[0]  # type: ignore[return-value]
+
     def situation(self, actor: str, task: Row | None = None, member: bool | None = None) -> Situation:
         """The locked case as a permission check sees it (rules.Situation)."""
         return Situation(self, self.case, self.tasks(), self.definition(), actor, task, member)
@@ -395,7 +425,14 @@ class Tx:
         del self.snapshot.signoffs[task_id]  # read again, with the new slot's id, when next needed
 
     def sign(self, slot: Any, actor: str, outcome: str, opinion: str) -> None:
-        values = {"id": slot.id, "signed_by": actor, "signed_at": self.now, "outcome": outcome, "opinion": opinion}
+        values = {
+            "id": slot.id,
+            "signed_by": actor,
+            "signed_at": self.now,
+            "outcome": outcome,
+            "opinion": opinion,
+            "version": slot.version + 1,
+        }
         prepared.execute(self.conn, self.sql("sign_slot"), values)
         vars(slot).update(values)
 
@@ -505,6 +542,7 @@ def _slot_row(task_id: int, position: int, kind: str, party: str) -> Row:
         "signed_at": None,
         "outcome": None,
         "opinion": None,
+        "version": 1,
     }
 
 

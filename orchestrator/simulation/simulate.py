@@ -16,11 +16,13 @@ seed gives the same cases, the same decisions and the same counts):
     A random but valid application: ``samples.sample_form`` data and, now and then, materials
     missing (which leads to 容缺受理 or a 补正 notice before acceptance).
 ``act(engine, case_id, rng, staff, behaviour) -> bool``
-    Exactly one service call, chosen the way staff would: accept / 一次性告知 / refuse at the window,
+    Exactly one service call, chosen the way staff would: a department's leader confirms (mostly) or
+    sends back a proposed refusal (不予审批报告制) before anything else, accept / 一次性告知 / refuse at the window,
     claim a ready task (random claim order), sign the next review-chain level (distinct people),
     sign a survey as a participant department, sign a countersign role, approve (mostly), reject
     (steps with ``on_reject: continue`` more often; elsewhere rarely, which rejects the case),
-    return for 补正 (the applicant's ``supply_materials`` follows), 特别程序 and resume, issue
+    return for 补正 (within the definition's ``limits.returns``; the applicant's ``supply_materials``
+    follows), 特别程序 with its expected time and resume, issue
     certificates (``issue_certificates``), run a waiting ``auto`` task. Returns False once the
     case is closed (nothing was done).
 ``drive_case(engine, case_id, rng, staff, *, clock=None, behaviour=..., max_actions=2000) -> int``
@@ -65,9 +67,9 @@ from ..definition.model import Definition
 from ..definition.model import Department as DepartmentSpec
 from ..engine import Engine
 from ..engine.forms import missing_materials
-from ..engine.rules import CASE_FINAL, TASK_OPEN, deferral_lapsed
+from ..engine.rules import CASE_FINAL, CASE_STEPS, NEGATIVE_REPORT_STEP, TASK_OPEN, deferral_lapsed
 from ..store.db import reading
-from ..store.models import Alert, Case, Signoff, Supplement, Task
+from ..store.models import Alert, Case, Signoff, Supplement, Suspension, Task
 from .samples import sample_form, sample_materials
 
 __all__ = [
@@ -117,6 +119,7 @@ class Behaviour:
     reject_continue: float = 0.10  # refusal on a step with on_reject: continue (the rest goes on)
     reject_stop: float = 0.01  # refusal elsewhere: the whole case is rejected
     give_back: float = 0.04  # 补正 during the work (return; the clock stops until materials arrive)
+    overrule: float = 0.2  # a leader sends a proposed refusal back to the handler instead of confirming it
     suspend: float = 0.02  # 特别程序 (expert review) on steps of a day or more
     withdraw: float = 0.001  # the applicant withdraws, per action
     supply_deferred: float = 0.3  # the applicant brings a 容缺 material, per action
@@ -132,6 +135,7 @@ EVERYONE_APPROVES = Behaviour(
     reject_continue=0,
     reject_stop=0,
     give_back=0,
+    overrule=0,
     suspend=0,
     withdraw=0,
     supply_deferred=0,
@@ -228,6 +232,7 @@ _SLOTS = (
 _NOTICE = select(Supplement.__table__).where(
     Supplement.case_id == bindparam("case_id"), Supplement.supplied_at.is_(None)
 )
+_RETURNS = select(func.count()).where(Suspension.case_id == bindparam("case_id"), Suspension.kind == "supplement")
 
 
 def _snapshot(engine: Engine, case_id: int) -> tuple[_Snapshot, Definition]:
@@ -261,6 +266,10 @@ def act(
     if case.state in CASE_FINAL:
         return False
     applicant = case.applicant["id"]
+    reports = [t for t in snap.tasks if t.step_id == NEGATIVE_REPORT_STEP]
+    if reports and case.state != "suspended":  # 不予审批报告制: the leader decides before anything else
+        _decide_refusal(engine, reports[0], rng, staff, behaviour)
+        return True
     if case.state == "submitted":
         _at_the_window(engine, definition, snap, rng, staff, behaviour)
         return True
@@ -279,7 +288,11 @@ def act(
         engine.supply_materials(case_id, applicant, list(case.deferred))
         return True
     # certificates go out only once 容缺 materials are in
-    workable = [t for t in snap.tasks if t.waiting is None and not (case.deferred and t.kind == "issue")]
+    workable = [
+        t
+        for t in snap.tasks
+        if t.waiting is None and t.step_id not in CASE_STEPS and not (case.deferred and t.kind == "issue")
+    ]
     if not workable and case.deferred:
         if in_time:
             engine.supply_materials(case_id, applicant, list(case.deferred))
@@ -291,6 +304,16 @@ def act(
     task = rng.choice(workable)  # claim order: whichever ready task someone picks up first
     _work(engine, definition, snap, task, rng, staff, behaviour)
     return True
+
+
+def _decide_refusal(engine: Engine, report: Any, rng: random.Random, staff: Staff, behaviour: Behaviour) -> None:
+    leader = staff.supervisors.get(report.department)
+    if leader is None:
+        raise SimulationStuck(f"no simulated leader in {report.department} to decide on task {report.id}")
+    if rng.random() < behaviour.overrule:
+        engine.send_back_refusal(report.id, leader, "理由不充分，请重新审查（模拟）")
+    else:
+        engine.confirm_refusal(report.id, leader, "同意（模拟）")
 
 
 def _at_the_window(
@@ -375,12 +398,18 @@ def _work(
     if limit is not None and limit.working_hours >= 8 and rng.random() < behaviour.suspend:
         engine.suspend_case(task.case_id, worker, "expert_review", f"{step.name}需组织专家评审（模拟）", "3d")
         return
-    if definition.materials and rng.random() < behaviour.give_back:
+    if definition.materials and rng.random() < behaviour.give_back and _may_return(engine, task.case_id, definition):
         material = rng.choice(definition.materials)
         engine.complete_task(task.id, worker, "return", f"请补正：{material.label}", missing=[material.key])
         return
     outcome, opinion = _decide(step.on_reject, rng, behaviour)
     engine.complete_task(task.id, worker, outcome, opinion or "同意")
+
+
+def _may_return(engine: Engine, case_id: int, definition: Definition) -> bool:
+    """补正 after acceptance is allowed ``limits.returns`` times per case."""
+    with reading(engine.db) as conn:
+        return conn.execute(_RETURNS, {"case_id": case_id}).scalar_one() < definition.limits.returns
 
 
 def _decide(on_reject: str, rng: random.Random, behaviour: Behaviour) -> tuple[str, str]:

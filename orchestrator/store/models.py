@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -88,6 +89,7 @@ OPEN_TASK_STATES = ("ready", "claimed")
 OPEN_FILTER = text("state IN ('ready', 'claimed')")
 READY_FILTER = text("state = 'ready'")
 CLAIMED_FILTER = text("state = 'claimed'")
+AUTO_READY_FILTER = text("state = 'ready' AND kind = 'auto'")
 CASE_OPEN_FILTER = text("state IN ('accepted', 'in_progress')")
 DEFERRED_FILTER = text("deferred_due_at IS NOT NULL")
 
@@ -117,6 +119,8 @@ class Department(Base):
     name: Mapped[str] = mapped_column(String(200))
     parent: Mapped[str | None] = mapped_column(String(32))
     supervisor_role: Mapped[str] = mapped_column(String(64))
+    # the department's other roles (departments.yaml `roles`); every department also has `handler`
+    roles: Mapped[list[Any]] = mapped_column(default=list, server_default=text("'[]'"))
 
 
 class User(Base):
@@ -134,6 +138,20 @@ class Membership(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
     department: Mapped[str] = mapped_column(ForeignKey("departments.code"), primary_key=True)
     role: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class MembershipChange(Base):
+    """History of set_memberships: who changed a person's roles, when, from what to what."""
+
+    __tablename__ = "membership_changes"
+    __table_args__ = (Index("ix_membership_changes_user", "user_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    actor: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    before: Mapped[list[Any]]  # [[department, role], …] as they were
+    after: Mapped[list[Any]]  # … and as they are now
 
 
 class Case(Base):
@@ -193,6 +211,8 @@ class Task(Base):
         Index("ix_tasks_open_due", "due_at", sqlite_where=OPEN_FILTER, postgresql_where=OPEN_FILTER),
         Index("ix_tasks_open_warn", "warn_at", sqlite_where=OPEN_FILTER, postgresql_where=OPEN_FILTER),
         Index("ix_tasks_case", "case_id"),
+        # automatic steps waiting for a worker (auto_inline=False): commands/auto.py repeats the predicate
+        Index("ix_tasks_auto_ready", "id", sqlite_where=AUTO_READY_FILTER, postgresql_where=AUTO_READY_FILTER),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -202,7 +222,7 @@ class Task(Base):
     name: Mapped[str] = mapped_column(String(200))
     department: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(12))  # ready | claimed | completed | skipped | cancelled
-    outcome: Mapped[str | None] = mapped_column(String(12))  # approve | reject | return
+    outcome: Mapped[str | None] = mapped_column(String(12))  # approve | reject | return; reports: confirmed | sent_back
     assignee: Mapped[str | None] = mapped_column(String(64))
     delegated_by: Mapped[str | None] = mapped_column(String(64))
     opinion: Mapped[str | None] = mapped_column(Text)
@@ -214,7 +234,8 @@ class Task(Base):
     warn_at: Mapped[datetime | None]
     sla_state: Mapped[str | None] = mapped_column(String(12))
     provisional: Mapped[bool] = mapped_column(Boolean, default=False)
-    waiting: Mapped[str | None] = mapped_column(String(16))  # 'applicant' while a 补正 is out
+    # 'applicant' while a 补正 is out; 'leader' while a proposed refusal waits for the leader (不予审批报告制)
+    waiting: Mapped[str | None] = mapped_column(String(16))
     created_by_task: Mapped[int | None]  # the completion that made this task (撤回 undoes them)
     superseded: Mapped[bool] = mapped_column(Boolean, default=False)  # redone after 退回/撤回
     signoffs_open: Mapped[int] = mapped_column(default=0)  # sign-offs still needed (survey, chain, 会签)
@@ -236,6 +257,31 @@ class Signoff(Base):
     signed_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(String(12))
     opinion: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(default=1, server_default=text("1"))  # +1 by every engine write
+
+
+class NegativeReport(Base):
+    """不予审批报告制: a proposed refusal (不予受理, 不予许可) and the leader's decision on it, taken before
+    the applicant is told."""
+
+    __tablename__ = "negative_reports"
+    __table_args__ = (Index("ix_negative_reports_case", "case_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    task_id: Mapped[int]  # the refusing task (the acceptance task for 不予受理)
+    report_task_id: Mapped[int] = mapped_column(unique=True)  # the leader's task (step __negative_report__)
+    slot_id: Mapped[int | None]  # the signature the refusal was given as (review chain, survey, 会签)
+    kind: Mapped[str] = mapped_column(String(16))  # not_accepted (不予受理) | rejected (不予许可)
+    department: Mapped[str] = mapped_column(String(32))  # the deciding department, whose leader decides
+    reason: Mapped[str] = mapped_column(Text)
+    remedy: Mapped[str | None] = mapped_column(Text)  # 行政复议/行政诉讼 and where; None: the leader gives it
+    proposed_by: Mapped[str] = mapped_column(String(64))
+    proposed_at: Mapped[datetime]
+    decision: Mapped[str | None] = mapped_column(String(12))  # confirmed | sent_back | cancelled (case closed)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
+    opinion: Mapped[str | None] = mapped_column(Text)
 
 
 class Suspension(Base):
@@ -246,9 +292,9 @@ class Suspension(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(20))  # expert_review … | supplement (补正 after acceptance)
     reason: Mapped[str] = mapped_column(Text)
-    expected: Mapped[str | None] = mapped_column(String(16))
+    expected: Mapped[str | None] = mapped_column(String(16))  # Art. 45: the time the applicant is told
     requested_by: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
@@ -384,3 +430,64 @@ class Event(Base):
     edge_from: Mapped[str | None] = mapped_column(String(64))
     edge_to: Mapped[str | None] = mapped_column(String(64))
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+# ------------------------------------------------------------------------------------------------
+# Hand edits. The engine bumps `version` with every write of a case, task or sign-off, and a case's
+# `revision` with its lock; an UPDATE that bumps neither (an operator's fix in SQL) bumps the case's
+# revision through these triggers, so a running engine finds its kept copy of the case stale and reads
+# the rows afresh instead of writing its old view over the fix. The SLA sweep's `sla_state` (never
+# kept) is left out, so the sweep fires none of them. Rows inserted by hand are not noticed.
+
+
+def _watched(table: Any, *skipped: str) -> str:
+    return ", ".join(c.name for c in table.columns if c.name not in ("id", "version", *skipped))
+
+
+def hand_edit_triggers(dialect: str) -> list[str]:
+    """The DDL of the hand-edit triggers (and their PostgreSQL functions), in creation order."""
+    cases = _watched(Case.__table__, "revision", "sla_state")
+    tasks = _watched(Task.__table__, "sla_state")
+    signoffs = _watched(Signoff.__table__)
+    bump = "UPDATE cases SET revision = revision + 1 WHERE id"
+    of_signoff = "IN (SELECT case_id FROM tasks WHERE id IN ({}))"
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER tr_cases_edited AFTER UPDATE OF {cases} ON cases FOR EACH ROW"
+            f" WHEN NEW.version = OLD.version BEGIN {bump} = NEW.id; END",
+            f"CREATE TRIGGER tr_tasks_edited AFTER UPDATE OF {tasks} ON tasks FOR EACH ROW"
+            f" WHEN NEW.version = OLD.version BEGIN {bump} IN (NEW.case_id, OLD.case_id); END",
+            f"CREATE TRIGGER tr_tasks_deleted AFTER DELETE ON tasks FOR EACH ROW BEGIN {bump} = OLD.case_id; END",
+            f"CREATE TRIGGER tr_signoffs_edited AFTER UPDATE OF {signoffs} ON signoffs FOR EACH ROW"
+            f" WHEN NEW.version = OLD.version BEGIN {bump} {of_signoff.format('NEW.task_id, OLD.task_id')}; END",
+            f"CREATE TRIGGER tr_signoffs_deleted AFTER DELETE ON signoffs FOR EACH ROW"
+            f" BEGIN {bump} {of_signoff.format('OLD.task_id')}; END",
+        ]
+    functions = {
+        "tongban_case_edited": f"{bump} = NEW.id;",
+        "tongban_task_edited": f"IF TG_OP = 'DELETE' THEN {bump} = OLD.case_id;"
+        f" ELSE {bump} IN (NEW.case_id, OLD.case_id); END IF;",
+        "tongban_signoff_edited": f"IF TG_OP = 'DELETE' THEN {bump} {of_signoff.format('OLD.task_id')};"
+        f" ELSE {bump} {of_signoff.format('NEW.task_id, OLD.task_id')}; END IF;",
+    }
+    return [
+        *(
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} RETURN NULL; END $$"
+            for name, body in functions.items()
+        ),
+        f"CREATE TRIGGER tr_cases_edited AFTER UPDATE OF {cases} ON cases FOR EACH ROW"
+        " WHEN (NEW.version = OLD.version) EXECUTE FUNCTION tongban_case_edited()",
+        f"CREATE TRIGGER tr_tasks_edited AFTER UPDATE OF {tasks} ON tasks FOR EACH ROW"
+        " WHEN (NEW.version = OLD.version) EXECUTE FUNCTION tongban_task_edited()",
+        "CREATE TRIGGER tr_tasks_deleted AFTER DELETE ON tasks FOR EACH ROW EXECUTE FUNCTION tongban_task_edited()",
+        f"CREATE TRIGGER tr_signoffs_edited AFTER UPDATE OF {signoffs} ON signoffs FOR EACH ROW"
+        " WHEN (NEW.version = OLD.version) EXECUTE FUNCTION tongban_signoff_edited()",
+        "CREATE TRIGGER tr_signoffs_deleted AFTER DELETE ON signoffs FOR EACH ROW"
+        " EXECUTE FUNCTION tongban_signoff_edited()",
+    ]
+
+
+@event.listens_for(Base.metadata, "after_create")
+def _create_hand_edit_triggers(_metadata: Any, connection: Any, **_: Any) -> None:
+    for statement in hand_edit_triggers(connection.dialect.name):
+        connection.exec_driver_sql(statement)

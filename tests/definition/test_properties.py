@@ -30,7 +30,7 @@ def random_dags(draw: st.DrawFn) -> dict:
                 "limit": draw(st.sampled_from(["1h", "2h", "0.5d", "1d"])),
             }
         )
-    return {"key": "t", "name": "随机", "limits": {"promised": "15d"}, "steps": steps}
+    return {"key": "t", "name": "随机", "limits": {"promised": "15d"}, "remedy": "可申请行政复议", "steps": steps}
 
 
 def dump(document: dict) -> str:

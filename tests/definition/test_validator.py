@@ -19,8 +19,11 @@ steps:
 """  # the first step is on line 8
 
 
-def problems(departments, steps: str, head: str = HEAD) -> list[str]:
-    text = head + textwrap.dedent(steps)
+TAIL = "remedy: 如不服本决定，可在收到之日起六十日内申请行政复议，或者六个月内提起行政诉讼。\n"  # after the steps
+
+
+def problems(departments, steps: str, head: str = HEAD, tail: str = TAIL) -> list[str]:
+    text = head + textwrap.dedent(steps) + tail
     problems.text = text  # type: ignore[attr-defined]  # read by at()
     try:
         load_definition("t.yaml", departments, text=text)
@@ -50,7 +53,7 @@ def test_a_valid_definition_loads(departments):
 
 
 def test_yaml_syntax_error_points_at_the_line(departments):
-    assert problems(departments, GOOD + "- {id: broken, kind: approval\n") == [
+    assert problems(departments, GOOD + "- {id: broken, kind: approval\n", tail="") == [
         "t.yaml:12:1: YAML syntax error: while parsing a flow mapping did not find expected ',' or '}'"
     ]
 
@@ -233,9 +236,24 @@ def test_every_problem_is_reported_not_only_the_first(departments):
 
 def test_key_must_match_the_file_name(departments):
     with pytest.raises(SourceError) as caught:
-        load_definition("other.yaml", departments, text=HEAD + GOOD)
+        load_definition("other.yaml", departments, text=HEAD + GOOD + TAIL)
     assert [str(p) for p in caught.value.problems] == [
         "other.yaml:1:6: key 't' does not match the file name other.yaml: name the file t.yaml or change the key"
+    ]
+
+
+def test_every_definition_states_the_remedy_of_a_refusal(departments):
+    """行政许可法 Art. 38: a refusal (不予受理 at intake, 不予许可 after review) tells the applicant where to
+    seek 行政复议 or 行政诉讼; every process can refuse, so every definition names the remedy."""
+    assert problems(departments, GOOD, tail="") == [
+        "t.yaml:1:6: no remedy: a refusal (不予受理, 不予许可) must tell the applicant where to apply for 行政复议 or "
+        "bring 行政诉讼 (行政许可法 Art. 38); add e.g. remedy: 如不服本决定，可在收到之日起六十日内向某某市人民政府申请"
+        "行政复议，或者在六个月内向某某区人民法院提起行政诉讼。"
+    ]
+    blank = problems(departments, GOOD, tail='remedy: "  "\n')
+    assert [p.split(": no remedy")[0] for p in blank] == [at(11, "remedy")]
+    assert problems(departments, GOOD, tail="remedy: [行政复议]\n") == [
+        f"{at(11, '[')}: remedy: Input should be a valid string"
     ]
 
 
@@ -330,3 +348,13 @@ def test_yes_and_no_stay_text_as_in_yaml_1_2(departments):
         "  - {key: employees", "  - {key: answer, label: 是否, type: choice, options: [yes, no]}\n  - {key: employees"
     )
     assert problems(departments, GOOD, head) == []
+
+
+def test_limits_returns_counts_the_returns_for_supplement_a_case_may_have(departments):
+    def head(returns: int) -> str:
+        return HEAD.replace("statutory: 20d}", f"statutory: 20d, returns: {returns}}}")
+
+    assert problems(departments, GOOD, head(2)) == []
+    assert problems(departments, GOOD, head(-1)) == [
+        f"{at(3, '-1')}: limits.returns: Input should be greater than or equal to 0"
+    ]

@@ -228,3 +228,34 @@ def assert_kept_copy_is_true(
     for task_id, slots in kept.signoffs.items():
         rows = sorted((s for s in signoff_rows if s["task_id"] == task_id), key=lambda s: s["position"])
         assert [vars(s) for s in slots] == rows, f"the kept sign-offs of task {task_id} differ"
+
+
+# ----------------------------------------------------------------------------------------------
+# 不予审批报告制: a refusal takes effect once the deciding department's leader confirms it
+
+
+def report_tasks(engine: Engine, case_id: int) -> list[dict[str, Any]]:
+    """The case's refusal reports still waiting for their leader."""
+    return [t for t in tasks_of(engine, case_id) if t["step_id"] == "__negative_report__" and t["state"] == "ready"]
+
+
+def confirm_refusal(engine: Engine, case_id: int, opinion: str = "同意", **kwargs: Any) -> dict[str, Any]:
+    """The leader (``<department>_boss``) confirms the case's one pending refusal; returns its report task."""
+    (report,) = report_tasks(engine, case_id)
+    engine.confirm_refusal(report["id"], f"{report['department']}_boss", opinion, **kwargs)
+    return report
+
+
+def refuse_case(
+    engine: Engine, case_id: int, actor: str = "zwfw1", reason: str = "不符合受理条件", **kwargs: Any
+) -> None:
+    """不予受理, confirmed by the window's leader."""
+    engine.refuse_case(case_id, actor, reason, **kwargs)
+    confirm_refusal(engine, case_id)
+
+
+def reject(engine: Engine, task_id: int, actor: str, opinion: str = "不符合条件", **kwargs: Any) -> None:
+    """不予许可 of a task (or a refusing signature), confirmed by its department's leader."""
+    case_id = task_row(engine, task_id)["case_id"]
+    engine.complete_task(task_id, actor, "reject", opinion, **kwargs)
+    confirm_refusal(engine, case_id)

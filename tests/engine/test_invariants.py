@@ -4,10 +4,11 @@ Hypothesis writes a random definition (3–10 steps: approvals, some with a revi
 surveys; a few ``when`` conditions over bool fields; some ``on_reject: continue``; some steps that may
 edit a bool field the later conditions read), publishes it, starts one fresh case, and then drives
 it with random operations: acceptance (补正 before acceptance, 容缺), claims, releases, 改派,
-completions (approve / reject / return for 补正), supply of materials, suspensions and resumptions,
-延长, 退回, 撤回 of a completion, withdrawal, and clock advances (never backwards), each followed by
-the 容缺 timer (terminate_lapsed_deferrals). Finally the case is
-driven to its end. After every operation the history and the rows are checked:
+completions (approve / reject / return for 补正), the leaders' confirmations and send-backs of
+refusals (不予审批报告制), supply of materials, suspensions and resumptions, 延长, 退回, 撤回 of a
+completion, withdrawal, ratings, and clock advances (never backwards), each followed by the 容缺 timer
+(terminate_lapsed_deferrals). Finally the case is driven to its end and rated. After every operation
+the history and the rows are checked:
 
 * no task completed twice: per step at most one live (non-superseded, not cancelled) task, and each
   task has exactly one ``task_completed`` event if it is completed, none otherwise;
@@ -19,6 +20,9 @@ driven to its end. After every operation the history and the rows are checked:
 * history reproduces state: replaying the case-level events (from_state → to_state, chained) ends in
   ``cases.state``; replaying each task's events ends in ``tasks.state``; event times never go back;
 * due dates never move earlier (each task's and the case's);
+* a task waits for its leader exactly while one refusal report of it is undecided; a refused case
+  (不予受理, 不予许可) carries its reason and remedy and a confirmed report; 补正 after acceptance
+  happens at most ``limits.returns`` times, 延长审批 at most once;
 * a refused operation (NotAllowed, Conflict, InvalidData) leaves no trace: nothing half-written.
 
 Below it, the cases it found, spelled out as plain regression tests.
@@ -29,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +46,10 @@ from orchestrator.definition import load_definition
 from orchestrator.engine import dag
 from orchestrator.engine.errors import Conflict, NotAllowed, TongbanError
 from orchestrator.engine.publish import store_definition
-from orchestrator.engine.rules import CASE_FINAL, RECTIFICATION_STEP, TASK_OPEN
-from orchestrator.store.models import Case, Event, Signoff, Supplement, Suspension, Task
+from orchestrator.engine.rules import CASE_FINAL, CASE_STEPS, NEGATIVE_REPORT_STEP, RECTIFICATION_STEP, TASK_OPEN
+from orchestrator.store.models import Case, Event, Extension, NegativeReport, Signoff, Supplement, Suspension, Task
 
+from .conftest import START
 from .helpers import assert_kept_copy_is_true
 
 KEY = "inv-random"
@@ -71,9 +77,13 @@ def definition_texts(draw: st.DrawFn) -> str:
             "after": [f"s{a}" for a in sorted(after)],
             "limit": draw(st.sampled_from(["2h", "4h", "0.5d", "1d"])),
         }
-        shape = draw(st.sampled_from(["plain", "plain", "plain", "chain", "survey"]))
+        shape = draw(st.sampled_from(["plain", "plain", "plain", "chain", "survey", "auto"]))
         if shape == "chain":
             step["review_chain"] = LEVELS[: draw(st.integers(2, 3))]
+        elif shape == "auto":  # 秒批: a refusal of the rule goes to the leader like a person's
+            step.update(kind="auto", rule=draw(st.sampled_from(["f0 or f1", "not f2", "f0 or not f1", "f1"])))
+            if draw(st.booleans()):
+                step["on_false"] = "continue"
         elif shape == "survey":
             step["kind"] = "survey"
             other = draw(st.sampled_from([d for d in DEPARTMENTS if d != department]))
@@ -85,11 +95,13 @@ def definition_texts(draw: st.DrawFn) -> str:
         if draw(st.integers(0, 4)) == 0:
             step["editable"] = ["f2"]
         steps.append(step)
+    returns = draw(st.sampled_from(["", "", ", returns: 2"]))
     lines = [
         f"key: {KEY}",
         "name: 随机一件事",
         "case_kind: promised",
-        "limits: {promised: 20d, statutory: 30d, warning: 0.25}",
+        f"limits: {{promised: 20d, statutory: 30d, warning: 0.25{returns}}}",
+        "remedy: 可在六十日内申请行政复议，或者六个月内提起行政诉讼",
         "form:",
         "  - {key: title, label: 事项名称, type: text, required: true}",
         "  - {key: f0, label: 条件零, type: bool, default: false}",
@@ -130,6 +142,8 @@ def snapshot(engine: Any, case_id: int) -> dict[str, Any]:
             "signoffs": signoffs,
             "supplements": _rows(conn, select(Supplement.__table__).where(Supplement.case_id == case_id)),
             "suspensions": _rows(conn, select(Suspension.__table__).where(Suspension.case_id == case_id)),
+            "reports": _rows(conn, select(NegativeReport.__table__).where(NegativeReport.case_id == case_id)),
+            "extensions": _rows(conn, select(Extension.__table__).where(Extension.case_id == case_id)),
             "all_events": conn.execute(select(func.count()).select_from(Event.__table__)).scalar_one(),
         }
 
@@ -141,7 +155,7 @@ def open_supplement(snap: dict[str, Any]) -> dict[str, Any] | None:
 def latest(tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for task in tasks:
-        if task["step_id"] != RECTIFICATION_STEP:
+        if task["step_id"] not in CASE_STEPS:
             found[task["step_id"]] = task  # tasks are in id order
     return found
 
@@ -167,6 +181,7 @@ class Checker:
             t["step_id"]
             for t in tasks
             if not t["superseded"]
+            and t["step_id"] not in CASE_STEPS
             and t["state"] in ("ready", "claimed", "completed", "skipped")
             and t["outcome"] != "return"  # a 补正 notice before acceptance closes a round of the window's work
         )
@@ -185,7 +200,7 @@ class Checker:
         # joins never fire early ---------------------------------------------------------------------
         by_id = {t["id"]: t for t in tasks}
         for task in tasks:
-            if task["id"] in self.seen_tasks or task["step_id"] == RECTIFICATION_STEP:
+            if task["id"] in self.seen_tasks or task["step_id"] in CASE_STEPS:
                 continue
             self.seen_tasks.add(task["id"])
             older = latest([t for t in tasks if t["id"] < task["id"]])
@@ -211,8 +226,26 @@ class Checker:
             rejected = any(t["outcome"] == "reject" and not t["superseded"] for t in tasks)
             assert case["outcome"] == ("partly_approved" if rejected else "approved")
         if case["state"] == "rejected":
-            assert case["outcome"] == "rejected" and case["reason"]
+            assert case["outcome"] == "rejected" and case["reason"] and case["remedy"]
             assert any(t["outcome"] == "reject" and not t["superseded"] for t in tasks)
+        if case["state"] in ("rejected", "not_accepted"):  # 不予审批报告制: only a confirmed refusal closes it
+            kind = "rejected" if case["state"] == "rejected" else "not_accepted"
+            assert any(r["decision"] == "confirmed" and r["kind"] == kind for r in snap["reports"]), where
+
+        # refusals wait for their leader -------------------------------------------------------------
+        pending = {r["report_task_id"]: r for r in snap["reports"] if r["decision"] is None}
+        reports = {t["id"]: t for t in tasks if t["step_id"] == NEGATIVE_REPORT_STEP}
+        assert {i for i, t in reports.items() if t["state"] in TASK_OPEN} == set(pending), f"{where}: reports"
+        assert all(reports[r["report_task_id"]]["state"] == "cancelled" for r in snap["reports"]
+                   if r["decision"] == "cancelled"), where  # fmt: skip
+        refusing = {r["task_id"] for r in pending.values()}
+        for task in tasks:
+            if task["state"] in TASK_OPEN and task["step_id"] not in CASE_STEPS:
+                waits = task["waiting"] == "leader"
+                assert waits == (task["id"] in refusing), f"{where}: task {task['id']} waits {task['waiting']}"
+        returns = sum(1 for x in snap["suspensions"] if x["kind"] == "supplement")
+        assert returns <= definition.limits.returns, f"{where}: {returns} returns for 补正"
+        assert len(snap["extensions"]) <= 1, f"{where}: extended more than once"
         if case["state"] == "terminated":
             assert case["outcome"] == "terminated" and case["reason"]
             assert case["deferred"] and case["deferred_due_at"] < case["closed_at"], f"{where}: terminated in time"
@@ -353,13 +386,16 @@ class Driver:
     def step(self) -> None:
         snap = self.snap()
         case, tasks = snap["case"], snap["tasks"]
-        open_tasks = [t for t in tasks if t["state"] in TASK_OPEN and t["kind"] != "acceptance"]
+        reports = [t for t in tasks if t["step_id"] == NEGATIVE_REPORT_STEP and t["state"] in TASK_OPEN]
+        open_tasks = [
+            t for t in tasks if t["state"] in TASK_OPEN and t["kind"] != "acceptance" and t["step_id"] not in CASE_STEPS
+        ]
         claimed = [t for t in open_tasks if t["state"] == "claimed"]
         done = [t for t in tasks if t["state"] == "completed" and not t["superseded"] and t["kind"] != "acceptance"]
         choices = ["clock"]
         owed = open_supplement(snap) is not None or bool(case["deferred"])
         if case["state"] == "submitted":
-            choices += ["accept"] * 12 + ["supply"] * (6 if owed else 1) + ["refuse"]
+            choices += ["accept"] * 12 + ["supply"] * (6 if owed else 1) + ["refuse"] + ["clock"] * 3
         if open_tasks and case["state"] in ("accepted", "in_progress"):
             choices += ["claim"] * 3 + ["complete"] * 8 + ["send_back"] * 2 + ["reassign"]
         elif open_tasks:
@@ -374,17 +410,23 @@ class Driver:
             choices += ["resume"]
         if case["state"] in ("accepted", "in_progress", "suspended"):
             choices += ["extend"] + ["supply"] * (3 if owed else 0)
+        if reports:
+            choices += ["decide_refusal"] * 4
+        if self.draw(st.integers(0, 30), "rate?") == 15:
+            choices += ["evaluate"]  # refused until the case has ended
         if case["state"] not in CASE_FINAL and self.draw(st.integers(0, 60), "withdraw?") == 30:
             choices = ["withdraw"]
         # hypothesis favours the ends of a list: put common operations there, rare ones in between
         common = {"submitted": "accept", "suspended": "supply" if open_supplement(snap) else "resume"}.get(
             case["state"], "complete" if open_tasks else "clock"
         )
+        if reports:
+            common = "decide_refusal"
         choices = [common, *choices, common]
         getattr(self, f"op_{self.draw(st.sampled_from(choices), 'operation')}")(snap, open_tasks, claimed, done)
 
     def op_clock(self, *_: Any) -> None:
-        minutes = self.draw(st.sampled_from([1, 10, 60, 3 * 60, 24 * 60, 3 * 24 * 60]), "minutes")
+        minutes = self.draw(st.sampled_from([1, 10, 60, 3 * 60, 24 * 60, 3 * 24 * 60, 8 * 24 * 60]), "minutes")
         self.clock.advance(minutes=minutes)
         self.log.append(f"clock +{minutes}min -> {self.clock.now}")
         self.run("terminate_lapsed_deferrals", self.engine.terminate_lapsed_deferrals)  # the scheduled timer
@@ -418,15 +460,39 @@ class Driver:
             )
 
     def op_refuse(self, *_: Any) -> None:
+        remedy = self.draw(st.sampled_from([None, "可申请行政复议或提起行政诉讼"]), "remedy")
         self.run(
             "refuse_case",
             self.engine.refuse_case,
             self.case_id,
             "zwfw1",
             "材料不符",
-            "可申请行政复议或提起行政诉讼",
+            remedy,
             action=("refuse", "zwfw1", None, self.case_id),
         )
+
+    def op_decide_refusal(self, snap: dict, *_: Any) -> None:
+        """不予审批报告制: the leader (mostly) confirms or sends back a refusal; now and then someone else tries."""
+        report = self.draw(
+            st.sampled_from(
+                [t for t in snap["tasks"] if t["step_id"] == NEGATIVE_REPORT_STEP and t["state"] in TASK_OPEN]
+            ),
+            "report",
+        )
+        department = report["department"]
+        leader = f"{department}_boss"
+        actor = self.draw(st.sampled_from([leader, leader, leader, f"{department}1", "zwfw_boss"]), "leader")
+        if self.draw(st.integers(0, 3), "confirm?"):
+            self.run("confirm_refusal", self.engine.confirm_refusal, report["id"], actor, "同意",
+                     action=("confirm_refusal", actor, report["id"], None))  # fmt: skip
+        else:
+            self.run("send_back_refusal", self.engine.send_back_refusal, report["id"], actor, "理由不足，请重新审查",
+                     action=("send_back_refusal", actor, report["id"], None))  # fmt: skip
+
+    def op_evaluate(self, *_: Any) -> None:
+        level = self.draw(st.integers(1, 5), "level")
+        self.run("evaluate_case", self.engine.evaluate_case, self.case_id, APPLICANT["id"], level,
+                 action=("evaluate", APPLICANT["id"], None, self.case_id))  # fmt: skip
 
     def op_supply(self, snap: dict, *_: Any) -> None:
         notice = open_supplement(snap)
@@ -542,6 +608,7 @@ class Driver:
             worker,
             "expert_review",
             "专家评审",
+            self.draw(st.sampled_from(["2d", "10d", "4h"]), "expected"),
             action=("suspend", worker, None, self.case_id),
         )
 
@@ -557,8 +624,10 @@ class Driver:
         )
 
     def op_extend(self, snap: dict, *_: Any) -> None:
-        amount = self.draw(st.sampled_from(["1d", "5d"]), "amount")
-        self.run("extend_case", self.engine.extend_case, self.case_id, self._worker(snap), amount, "局长", "情况复杂")
+        amount = self.draw(st.sampled_from(["1d", "5d", "25d"]), "amount")
+        worker = self._worker(snap)
+        self.run("extend_case", self.engine.extend_case, self.case_id, worker, amount, "局长", "情况复杂",
+                 action=("extend", worker, None, self.case_id))  # fmt: skip
 
     def op_withdraw(self, *_: Any) -> None:
         self.run(
@@ -580,14 +649,20 @@ class Driver:
             if case["state"] in CASE_FINAL:
                 return snap
             notice = open_supplement(snap)
-            open_tasks = [t for t in tasks if t["state"] in TASK_OPEN and t["step_id"] != RECTIFICATION_STEP]
-            if notice is not None and (case["state"] == "suspended" or not open_tasks):
+            reports = [t for t in tasks if t["step_id"] == NEGATIVE_REPORT_STEP and t["state"] in TASK_OPEN]
+            work = [t for t in tasks if t["state"] in TASK_OPEN and t["step_id"] not in CASE_STEPS]
+            if reports and case["state"] != "suspended":  # the leader confirms: the refusal takes effect
+                report = reports[0]
+                leader = f"{report['department']}_boss"
+                assert self.run("confirm_refusal", self.engine.confirm_refusal, report["id"], leader, "同意")
+                continue
+            if notice is not None and (case["state"] == "suspended" or not work):
                 assert self.run(
                     "supply", self.engine.supply_materials, self.case_id, APPLICANT["id"], notice["missing"]
                 )
                 continue
             if case["state"] == "suspended":
-                for actor in {f"{t['department']}1" for t in open_tasks}:
+                for actor in {f"{t['department']}1" for t in work + reports}:
                     if self.run("resume_case", self.engine.resume_case, self.case_id, actor, "结束"):
                         break
                 else:
@@ -595,14 +670,16 @@ class Driver:
                 continue
             if case["state"] == "submitted":
                 missing = sorted({"id_card", "lease"} - set(case["materials"]))
-                if "id_card" in missing:
-                    assert self.run("request_supplement", self.engine.request_supplement, self.case_id, "zwfw1",
-                                    missing, "请补正")  # fmt: skip
-                else:
-                    assert self.run("accept_case", self.engine.accept_case, self.case_id, "zwfw1", deferred=missing,
-                                    deferred_limit="2d" if missing else None)  # fmt: skip
+                deferred = ["lease"] if "lease" in missing else []
+                if "id_card" in missing and self.run(
+                    "request_supplement", self.engine.request_supplement, self.case_id, "zwfw1", missing, "请补正"
+                ):
+                    continue
+                # complete, or the 补正 notice is too late (Art. 32): accepted as it is
+                assert self.run("accept_case", self.engine.accept_case, self.case_id, "zwfw1", deferred=deferred,
+                                deferred_limit="2d" if deferred else None)  # fmt: skip
                 continue
-            if not self._complete_one(open_tasks):
+            if not self._complete_one([t for t in work if t["waiting"] != "leader"]):
                 pytest.fail("no open task can be completed: the case is stuck\n" + "\n".join(self.log[-30:]))
         pytest.fail("the case did not end\n" + "\n".join(self.log[-30:]))
 
@@ -642,7 +719,11 @@ def test_random_cases_keep_the_invariants(engine, clock, departments, text, data
         "f2": data.draw(st.booleans(), label="f2"),
     }
     materials = data.draw(st.sampled_from([["id_card", "lease"], ["id_card", "lease"], ["id_card"], []]), "materials")
-    clock.advance(minutes=data.draw(st.integers(0, 600), label="start"))
+    # each example starts at a moment of its own drawing, not where the last one left the clock: the calendar
+    # (weekends, holidays, Art. 32's five working days) decides what can happen next, so a replay must draw the
+    # same. Days 205 and 300: around National Day 2026; 660 and 1100: years without holiday data (provisional)
+    day = data.draw(st.sampled_from([0, 0, 0, 45, 120, 205, 300, 660, 1100]), label="day")
+    clock.set(START + timedelta(days=day, minutes=data.draw(st.integers(0, 600), label="start")))
     case_id = engine.submit_case(KEY, APPLICANT, form, materials)
     driver = Driver(engine, clock, case_id, definition, data)
     driver.checker.check(driver.snap(), "submit")
@@ -658,6 +739,11 @@ def test_random_cases_keep_the_invariants(engine, clock, departments, text, data
     assert sum(1 for e in end["events"] if e["task_id"] is None and e["to_state"] in CASE_FINAL) == 1, (
         "exactly one final state"
     )
+    # 好差评: every applicant rates the service once, whatever the outcome
+    rated = any(e["kind"] == "evaluated" for e in end["events"])
+    rating = driver.run("evaluate_case", engine.evaluate_case, case_id, APPLICANT["id"], 3,
+                        action=("evaluate", APPLICANT["id"], None, case_id))  # fmt: skip
+    assert rating != rated, "a case is rated exactly once"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -667,6 +753,7 @@ JOIN = """key: inv-join
 name: 并联汇合
 case_kind: promised
 limits: {promised: 5d, statutory: 10d}
+remedy: 可申请行政复议或者提起行政诉讼
 form:
   - {key: title, label: 名称, type: text}
   - {key: go, label: 办理, type: bool, default: true}
@@ -761,7 +848,7 @@ def test_no_take_back_while_the_clock_is_stopped(engine, clock, departments):
     case_id, checked = _start(engine, clock, departments)
     live = _live(engine, case_id)
     checked.complete_task(live["a"]["id"], "scjg1")
-    checked.suspend_case(case_id, "gaj1", "expert_review", "专家评审")
+    checked.suspend_case(case_id, "gaj1", "expert_review", "专家评审", "5d")
     with pytest.raises(NotAllowed, match="suspended"):
         checked.take_back(live["a"]["id"], "scjg1")
     checked.check("refused take_back")

@@ -7,6 +7,8 @@ afresh, and a refused transition, which may have changed the copy before it was 
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from orchestrator.engine import Conflict, Engine, NotAllowed
 
 from .helpers import (
@@ -75,3 +77,56 @@ def test_a_refused_transition_leaves_no_copy_behind(engine):
     sign_chain(engine, chain)
     assert case_row(engine, case_id)["form"]["phone"] != "021-9"
     _kept_matches_database(engine, case_id)
+
+
+# ----------------------------------------------------------------------------------------------
+# hand edits: a change made in SQL, not by the engine, bumps the case's revision (the triggers of
+# store/models.py), so a running engine reads the case afresh instead of writing its old view back
+
+
+def _by_hand(engine: Engine, sql: str, **values: object) -> None:
+    with engine.db.begin() as conn:
+        conn.execute(sa.text(sql), values)
+
+
+def test_an_operators_fix_of_an_assignee_is_kept_by_a_running_engine(engine):
+    case_id = accepted_kaiban(engine)
+    licence = open_tasks(engine, case_id)["licence"]
+    engine.claim_task(licence, "scjg1")
+    assert case_id in engine._snapshots  # the engine keeps the case, with scjg1 as the assignee
+    revision = case_row(engine, case_id)["revision"]
+    _by_hand(engine, "UPDATE tasks SET assignee = 'scjg2' WHERE id = :id", id=licence)
+    assert case_row(engine, case_id)["revision"] == revision + 1
+    with refused(engine, NotAllowed, f"task {licence} is claimed by scjg2"):
+        engine.complete_task(licence, "scjg1", "approve", "同意")  # the old copy would have let scjg1 finish
+    engine.complete_task(licence, "scjg2", "approve", "同意")
+    task = task_row(engine, licence)
+    assert (task["state"], task["assignee"], task["completed_by"]) == ("completed", "scjg2", "scjg2")
+    _kept_matches_database(engine, case_id)
+
+
+def test_hand_edits_of_a_case_and_of_a_signature_are_seen_too(engine):
+    case_id = surveyed(engine)
+    chain = open_tasks(engine, case_id)["chain"]
+    engine.complete_task(chain, "zjj1", "approve", "拟同意")
+    _by_hand(engine, "UPDATE signoffs SET signed_by = 'zjj3' WHERE task_id = :id AND position = 0", id=chain)
+    with refused(engine, NotAllowed, "zjj3 already signed a level of this review chain"):
+        engine.complete_task(chain, "zjj3", "approve", "同意")
+    _by_hand(engine, "UPDATE cases SET form = :form WHERE id = :id", id=case_id, form='{"project_name": "改"}')
+    engine.complete_task(chain, "zjj1", "approve", "审核同意")  # zjj1 no longer signed level 1
+    assert case_row(engine, case_id)["form"] == {"project_name": "改"}
+    _kept_matches_database(engine, case_id)
+
+
+def test_the_engine_and_the_sla_sweep_leave_the_revision_to_the_case_lock(engine, clock):
+    case_id = accepted_kaiban(engine)
+    licence = open_tasks(engine, case_id)["licence"]
+    revision = case_row(engine, case_id)["revision"]
+    engine.claim_task(licence, "scjg1")  # one transition: one bump, by its lock (the triggers stay quiet)
+    assert case_row(engine, case_id)["revision"] == revision + 1
+    clock.advance(days=3)
+    assert engine.sweep().changed > 0  # sla_state only: no bump, the kept copy stays usable
+    assert case_row(engine, case_id)["revision"] == revision + 1
+    hits = engine.kept_copy_stats.hits
+    engine.complete_task(licence, "scjg1", "approve", "同意")
+    assert engine.kept_copy_stats.hits == hits + 1

@@ -3,21 +3,29 @@ request_supplement / supply_materials (一次性告知补正 before acceptance).
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
-from orchestrator.engine import InvalidData, NotAllowed, NotFound
+from orchestrator.definition.validator import parse_definition
+from orchestrator.engine import Conflict, InvalidData, NotAllowed, NotFound
+from orchestrator.engine.publish import publish_paths, store_definition
 
+from .conftest import fixture_path
 from .helpers import (
     KAIBAN_APPLICANT,
     KAIBAN_FORM,
     alerts,
     at,
     case_row,
+    confirm_refusal,
     edges,
     events,
     notifications,
     open_tasks,
+    refuse_case,
     refused,
+    report_tasks,
     row_counts,
     rows_of,
     submit_kaiban,
@@ -188,38 +196,120 @@ def test_the_acceptance_step_is_not_worked_with_complete_task(engine):
 # refuse_case
 
 
-def test_refuse_closes_the_case_with_reason_and_remedy_and_reports_it(engine, clock):
+def test_refuse_goes_to_the_leader_first_and_then_closes_the_case_with_reason_and_remedy(engine, clock):
     case_id = submit_kaiban(engine)
     accept_task = open_tasks(engine, case_id)["accept"]
     clock.advance(minutes=20)
     engine.refuse_case(case_id, "zwfw1", "经营范围属于禁止类", "可在六十日内申请行政复议或六个月内提起行政诉讼")
+    # 不予审批报告制: proposed, not yet decided; the applicant is told nothing yet
+    case = case_row(engine, case_id)
+    assert (case["state"], case["outcome"]) == ("submitted", None)
+    assert task_row(engine, accept_task)["waiting"] == "leader"
+    (report,) = report_tasks(engine, case_id)
+    assert (report["department"], report["kind"], report["due_at"]) == ("zwfw", "report", at(3, 17))  # 1 working day
+    (alert,) = alerts(engine, case_id)  # 否定报备 to the window's supervisor, before the decision
+    assert alert["kind"] == "negative_decision"
+    assert alert["subject"] == f"task:{report['id']}"
+    assert (alert["department"], alert["recipient_role"]) == ("zwfw", "zwfw_supervisor")
+    assert "经营范围属于禁止类" in alert["message"]
+    (asked,) = notifications(engine, case_id, "negative_report")
+    assert asked["recipient_role"] == "zwfw_supervisor"
+    assert notifications(engine, case_id, "case_not_accepted") == []
+    (proposal,) = rows_of(engine, "negative_reports", case_id)
+    assert (proposal["kind"], proposal["task_id"], proposal["proposed_by"]) == ("not_accepted", accept_task, "zwfw1")
+    assert proposal["decision"] is None
+
+    clock.advance(minutes=40)
+    engine.confirm_refusal(report["id"], "zwfw_boss", "同意不予受理")
     case = case_row(engine, case_id)
     assert (case["state"], case["outcome"]) == ("not_accepted", "not_accepted")
     assert case["reason"] == "经营范围属于禁止类"
     assert case["remedy"].startswith("可在六十日内申请行政复议")
-    assert case["closed_at"] == at(2, 10, 20)
+    assert case["closed_at"] == at(2, 11)
     task = task_row(engine, accept_task)
     assert (task["state"], task["outcome"], task["completed_by"]) == ("completed", "reject", "zwfw1")
     assert open_tasks(engine, case_id) == {}
-    (alert,) = alerts(engine, case_id)  # 否定报备 to the window's supervisor
-    assert alert["kind"] == "negative_decision"
-    assert alert["subject"] == f"task:{accept_task}"
-    assert (alert["department"], alert["recipient_role"]) == ("zwfw", "zwfw_supervisor")
-    assert "经营范围属于禁止类" in alert["message"]
-    (report,) = notifications(engine, case_id, "negative_decision")
-    assert report["recipient_role"] == "zwfw_supervisor"
+    (decided,) = rows_of(engine, "negative_reports", case_id)
+    assert (decided["decision"], decided["decided_by"], decided["decided_at"]) == ("confirmed", "zwfw_boss", at(2, 11))
     (told,) = notifications(engine, case_id, "case_not_accepted")
     assert told["recipient_user"] == KAIBAN_APPLICANT["id"]
     assert "经营范围属于禁止类" in told["message"] and "行政复议" in told["message"]
     refusal = events(engine, case_id, "refuse")
-    assert [(e["from_state"], e["to_state"]) for e in refusal] == [("submitted", "not_accepted")]
+    assert [(e["from_state"], e["to_state"], e["actor"]) for e in refusal] == [
+        ("submitted", "not_accepted", "zwfw_boss")
+    ]
 
 
-@pytest.mark.parametrize(("reason", "remedy"), [("", "可申请行政复议"), ("材料虚假", "  "), (None, None)])
-def test_refuse_needs_a_reason_and_a_remedy(engine, reason, remedy):
+def test_a_refusal_without_a_remedy_takes_the_definitions(engine):
+    case_id = submit_kaiban(engine)
+    refuse_case(engine, case_id, reason="材料虚假")
+    case = case_row(engine, case_id)
+    assert case["state"] == "not_accepted" and case["remedy"].startswith("如不服本决定")
+    (told,) = notifications(engine, case_id, "case_not_accepted")
+    assert "材料虚假" in told["message"] and "行政复议" in told["message"]
+
+
+@pytest.mark.parametrize("reason", ["", "  ", None])
+def test_refuse_needs_a_reason(engine, reason):
     case_id = submit_kaiban(engine)
     with refused(engine, InvalidData, "needs a written reason and the remedy"):
-        engine.refuse_case(case_id, "zwfw1", reason, remedy)
+        engine.refuse_case(case_id, "zwfw1", reason, "可申请行政复议")
+
+
+def test_a_refusal_without_a_remedy_is_refused_when_the_definition_has_none(engine, clock):
+    """A version published before `remedy:` was required: the person must give the remedy."""
+    text = fixture_path("kaiban-mini.yaml").read_text(encoding="utf-8")
+    old = "\n".join(line for line in text.splitlines() if not line.startswith("remedy:")) + "\n"
+    with engine.db.begin() as tx:
+        store_definition(tx, parse_definition(old), old, clock())
+    case_id = submit_kaiban(engine)
+    assert case_row(engine, case_id)["definition_version"] == 2
+    with refused(engine, InvalidData, "不予受理 needs the remedy", "行政许可法 Art. 38"):
+        engine.refuse_case(case_id, "zwfw1", "材料虚假")
+    engine.refuse_case(case_id, "zwfw1", "材料虚假", "可在六十日内申请行政复议")
+    confirm_refusal(engine, case_id)
+    assert case_row(engine, case_id)["remedy"] == "可在六十日内申请行政复议"
+
+
+def test_the_leader_sends_a_refusal_back_and_the_window_decides_again(engine, clock):
+    case_id = submit_kaiban(engine)
+    accept_task = open_tasks(engine, case_id)["accept"]
+    engine.refuse_case(case_id, "zwfw1", "经营范围存疑")
+    (report,) = report_tasks(engine, case_id)
+    with refused(engine, NotAllowed, "refusal (不予受理) waiting for the leader's decision"):
+        engine.accept_case(case_id, "zwfw2")
+    assert "accept" not in engine.available_actions("zwfw2", case_id=case_id)
+    with refused(engine, NotAllowed, "only the leader (zwfw_supervisor) of zwfw decides"):
+        engine.send_back_refusal(report["id"], "zwfw2", "理由不足")
+    with refused(engine, InvalidData, "needs the leader's opinion"):
+        engine.send_back_refusal(report["id"], "zwfw_boss", " ")
+    task_actions = {a.name for a in engine.available_actions("zwfw_boss", task_id=report["id"]).actions
+                    if a.subject == "task"}  # fmt: skip
+    assert task_actions == {"confirm_refusal", "send_back_refusal", "urge_task"}
+    engine.send_back_refusal(report["id"], "zwfw_boss", "经营范围可以登记，理由不足")
+    assert task_row(engine, report["id"])["state"] == "completed"
+    assert task_row(engine, accept_task)["waiting"] is None
+    (decided,) = rows_of(engine, "negative_reports", case_id)
+    assert (decided["decision"], decided["opinion"]) == ("sent_back", "经营范围可以登记，理由不足")
+    (back,) = notifications(engine, case_id, "refusal_sent_back")
+    assert back["recipient_user"] == "zwfw1" and "理由不足" in back["message"]
+    assert notifications(engine, case_id, "case_not_accepted") == []
+    engine.accept_case(case_id, "zwfw1")
+    assert case_row(engine, case_id)["state"] == "accepted"
+    with refused(engine, Conflict, "decided already by zwfw_boss"):
+        engine.confirm_refusal(report["id"], "zwfw_boss")
+
+
+def test_the_proposer_does_not_confirm_their_own_refusal(engine):
+    engine.add_user("zwfw_boss2", "窗口副主任", [("zwfw", "handler"), ("zwfw", "zwfw_supervisor")])
+    case_id = submit_kaiban(engine)
+    engine.refuse_case(case_id, "zwfw_boss2", "不符合条件")
+    (report,) = report_tasks(engine, case_id)
+    with refused(engine, NotAllowed, "zwfw_boss2 proposed this refusal"):
+        engine.confirm_refusal(report["id"], "zwfw_boss2")
+    assert "confirm_refusal" not in engine.available_actions("zwfw_boss2", task_id=report["id"])
+    engine.confirm_refusal(report["id"], "zwfw_boss")
+    assert case_row(engine, case_id)["state"] == "not_accepted"
 
 
 def test_refuse_is_for_window_staff_before_acceptance_only(engine):
@@ -302,7 +392,7 @@ def test_supply_is_refused_when_nothing_is_owed(engine):
 def test_a_case_refused_while_its_notice_is_out_takes_no_more_materials(engine):
     case_id = submit_kaiban(engine, materials=["id_card"])
     engine.request_supplement(case_id, "zwfw1", ["lease"], "请补交住所使用证明")
-    engine.refuse_case(case_id, "zwfw1", "申请人放弃补正", "可申请行政复议")
+    refuse_case(engine, case_id, reason="申请人放弃补正", remedy="可申请行政复议")
     assert case_row(engine, case_id)["state"] == "not_accepted"
     with refused(engine, NotAllowed, "not_accepted"):
         engine.supply_materials(case_id, KAIBAN_APPLICANT["id"], ["lease"])
@@ -315,3 +405,85 @@ def test_refusals_of_an_unknown_case_or_task_are_not_found(engine):
         engine.claim_task(424242, "scjg1")
     with refused(engine, NotFound, "task 424242 does not exist"):
         engine.complete_task(424242, "scjg1")
+
+
+# ----------------------------------------------------------------------------------------------
+# 行政许可法 Art. 32: a 补正 notice within 5 working days of receipt, else accepted from the receipt
+
+
+def test_a_notice_after_five_working_days_is_refused_and_acceptance_counts_from_receipt(engine, clock):
+    case_id = submit_kaiban(engine, materials=["lease"])  # Mon 03-02 10:00, the 身份证明 missing
+    clock.set(at(9, 17))  # the 5th working day after receipt, at closing time: still in time
+    assert "request_supplement" in engine.available_actions("zwfw1", case_id=case_id)
+    clock.set(at(10, 9))
+    with refused(engine, NotAllowed, "too late for a 补正 notice", "by 2026-03-09 17:00", "Art. 32",
+                 "counts as accepted from its receipt"):  # fmt: skip
+        engine.request_supplement(case_id, "zwfw1", ["id_card"], "请补交身份证明")
+    assert "request_supplement" not in engine.available_actions("zwfw1", case_id=case_id)
+    engine.accept_case(case_id, "zwfw1")  # accepted as it is: the law says it already was
+    case = case_row(engine, case_id)
+    assert (case["state"], case["accepted_at"]) == ("accepted", at(2, 10))
+    assert case["due_at"] == at(3, 17)  # promised 1d counted from the receipt: already past
+    (deemed,) = events(engine, case_id, "deemed_accepted")
+    assert deemed["data"]["received_at"] == at(2, 10).isoformat()
+    assert deemed["data"]["missing"] == ["id_card"]
+    (told,) = notifications(engine, case_id, "case_accepted")
+    assert "自收到申请材料之日" in told["message"] and "2026-03-02" in told["message"]
+    engine.sweep()
+    assert case_row(engine, case_id)["sla_state"] == "overdue"
+
+
+def test_an_acceptance_in_time_counts_from_now(engine, clock):
+    case_id = submit_kaiban(engine)
+    clock.set(at(9, 16))
+    engine.accept_case(case_id, "zwfw1")
+    case = case_row(engine, case_id)
+    assert (case["accepted_at"], case["due_at"]) == (at(9, 16), at(10, 17))
+    assert events(engine, case_id, "deemed_accepted") == []
+
+
+def test_the_five_days_run_again_from_the_arrival_of_the_supplied_materials(engine, clock):
+    case_id = submit_kaiban(engine, materials=[])
+    engine.request_supplement(case_id, "zwfw1", ["id_card", "lease"], "请补交身份证明和住所使用证明")
+    clock.set(at(4, 10))  # Wed
+    engine.supply_materials(case_id, KAIBAN_APPLICANT["id"], ["id_card", "lease"])
+    accept = task_row(engine, open_tasks(engine, case_id)["accept"])
+    assert accept["ready_at"] == at(4, 10)
+    clock.set(at(11, 17, 1))  # past Wed 03-11 17:00, 5 working days after the materials came
+    engine.accept_case(case_id, "zwfw1")
+    case = case_row(engine, case_id)
+    assert (case["accepted_at"], case["due_at"]) == (at(4, 10), at(5, 17))
+
+
+def test_the_acceptance_task_is_due_by_the_art_32_deadline_at_the_latest(engine, clock, tmp_path):
+    """A window step without a limit of its own: its task is due when the 5 working days end, so the
+    SLA sweep raises its yellow card before the notice would come too late, and its red card after."""
+    folder = tmp_path / "intake"
+    folder.mkdir()
+    shutil.copy(fixture_path("departments.yaml"), folder / "departments.yaml")
+    (folder / "intake-demo.yaml").write_text(INTAKE, encoding="utf-8")
+    assert not [p for r in publish_paths(engine.db, [folder], clock()) for p in r.problems]
+    case_id = engine.submit_case("intake-demo", KAIBAN_APPLICANT, {}, [])
+    accept = task_row(engine, open_tasks(engine, case_id)["accept"])
+    assert (accept["due_at"], accept["warn_at"]) == (at(9, 17), at(6, 13, 15))
+    clock.set(at(6, 13, 15))
+    engine.sweep()
+    (yellow,) = alerts(engine, case_id, "warning")
+    assert yellow["task_id"] == accept["id"] and "综合受理" in yellow["message"]
+    clock.set(at(9, 17))
+    engine.sweep()
+    (red,) = alerts(engine, case_id, "overdue")
+    assert (red["task_id"], red["recipient_role"]) == (accept["id"], "zwfw_supervisor")
+    # kaiban-mini's window has 1h of its own: the earlier limit counts
+    kaiban = open_tasks(engine, submit_kaiban(engine))["accept"]
+    assert task_row(engine, kaiban)["due_at"] == at(10, 10)
+
+
+INTAKE = """key: intake-demo
+name: 受理期限测试
+limits: {promised: 5d}
+remedy: 可在六十日内申请行政复议，或者六个月内提起行政诉讼。
+steps:
+  - {id: accept, kind: acceptance, name: 综合受理, department: zwfw}
+  - {id: review, kind: approval, name: 审查, department: scjg, after: [accept]}
+"""

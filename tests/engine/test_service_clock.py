@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.definition import load_definition
 from orchestrator.engine import InvalidData, NotAllowed
+from orchestrator.engine.publish import store_definition
 
+from .conftest import fixture_path
 from .helpers import (
     KAIBAN_APPLICANT,
     accepted_kaiban,
@@ -17,6 +20,7 @@ from .helpers import (
     notifications,
     open_tasks,
     refused,
+    reject,
     rows_of,
     submit_survey,
     task_row,
@@ -48,8 +52,9 @@ def test_suspension_over_a_weekend_moves_every_due_time_out_by_the_working_time_
         "reason": "消防专家论证",
         "expected": "5d",
     }
-    (told,) = notifications(engine, case_id, "case_suspended")
+    (told,) = notifications(engine, case_id, "case_suspended")  # Art. 45: told in writing, with the time
     assert told["recipient_user"] == "91310000MA1K000002" and "专家评审" in told["message"]
+    assert "预计 5 个工作日" in told["message"]
     with refused(engine, NotAllowed, "办理 (work) is not allowed", "is suspended"):
         engine.complete_task(survey, "zjj1", "approve", "同意")
 
@@ -79,7 +84,7 @@ def test_a_suspension_outside_working_hours_stops_no_working_time(engine, clock)
     licence = open_tasks(engine, case_id)["licence"]
     engine.claim_task(licence, "scjg1")
     clock.set(at(2, 18))  # Mon 18:00, after hours
-    engine.suspend_case(case_id, "scjg1", "site_check", "夜间现场核查")
+    engine.suspend_case(case_id, "scjg1", "site_check", "夜间现场核查", "1d")
     clock.set(at(3, 8, 30))  # Tue 08:30, before hours
     engine.resume_case(case_id, "scjg1", "核查完毕")
     assert case_row(engine, case_id)["due_at"] == at(3, 17)
@@ -90,10 +95,12 @@ def test_a_suspension_outside_working_hours_stops_no_working_time(engine, clock)
 @pytest.mark.parametrize(
     ("kind", "reason", "expected", "words"),
     [
-        ("picnic", "x", None, ["unknown suspension kind 'picnic'", "expert_review", "hearing"]),
-        ("supplement", "x", None, ["补正 is a task's return"]),
-        ("hearing", " ", None, ["特别程序 needs a reason"]),
+        ("picnic", "x", "1d", ["unknown suspension kind 'picnic'", "expert_review", "hearing"]),
+        ("supplement", "x", "1d", ["补正 is a task's return"]),
+        ("hearing", " ", "1d", ["特别程序 needs a reason"]),
         ("hearing", "听证", "two weeks", ["expected: bad limit 'two weeks'"]),
+        ("hearing", "听证", None, ["特别程序 needs expected", "行政许可法 Art. 45"]),
+        ("expert_review", "专家评审", " ", ["特别程序 needs expected"]),
     ],
 )
 def test_suspend_refuses_bad_input(engine, kind, reason, expected, words):
@@ -105,12 +112,14 @@ def test_suspend_refuses_bad_input(engine, kind, reason, expected, words):
 def test_only_staff_working_the_case_suspend_and_resume_it_and_only_once(engine):
     case_id = accepted_kaiban(engine)
     with refused(engine, NotAllowed, "gaj1 works no open task of case", "may not suspend the case"):
-        engine.suspend_case(case_id, "gaj1", "hearing", "听证")
+        engine.suspend_case(case_id, "gaj1", "hearing", "听证", "5d")
     with refused(engine, NotAllowed, "特别程序结束（恢复计时） (resume) is not allowed", "is accepted"):
         engine.resume_case(case_id, "scjg1")
-    engine.suspend_case(case_id, "scjg1", "hearing", "听证")
+    engine.suspend_case(case_id, "scjg1", "hearing", "听证", "20n")
+    (told,) = notifications(engine, case_id, "case_suspended")
+    assert "听证" in told["message"] and "预计 20 日" in told["message"]
     with refused(engine, NotAllowed, "特别程序（挂起） (suspend) is not allowed", "is suspended"):
-        engine.suspend_case(case_id, "scjg2", "testing", "检测")
+        engine.suspend_case(case_id, "scjg2", "testing", "检测", "3d")
     with refused(engine, NotAllowed, "gaj1 works no open task of case", "may not resume the case"):
         engine.resume_case(case_id, "gaj1")
     engine.resume_case(case_id, "scjg2", "听证结束")
@@ -169,11 +178,50 @@ def test_a_return_needs_the_missing_materials_and_a_reason(engine):
         engine.complete_task(licence, "gaj1", "return", "请补正", missing=["lease"])
 
 
+def _return_and_supply(engine, task_id: int, actor: str = "scjg1") -> None:
+    case_id = task_row(engine, task_id)["case_id"]
+    engine.complete_task(task_id, actor, "return", "请补正住所使用证明", missing=["lease"])
+    engine.supply_materials(case_id, KAIBAN_APPLICANT["id"], ["lease"])
+
+
+def test_a_case_is_returned_for_supplement_once_unless_the_definition_allows_more(engine, clock):
+    case_id = accepted_kaiban(engine)
+    licence = open_tasks(engine, case_id)["licence"]
+    _return_and_supply(engine, licence)
+    with refused(engine, NotAllowed, "returned to the applicant for 补正 1 time(s)", "limits.returns: 1"):
+        engine.complete_task(licence, "scjg1", "return", "再次补正", missing=["id_card"])
+    assert "return" not in engine.available_actions("scjg1", task_id=licence)
+    engine.complete_task(licence, "scjg1", "approve", "准予登记")
+    seal = open_tasks(engine, case_id)["seal"]  # once per case, not per step
+    with refused(engine, NotAllowed, "limits.returns: 1"):
+        engine.complete_task(seal, "gaj1", "return", "请补正", missing=["id_card"])
+    (pause,) = rows_of(engine, "suspensions", case_id)  # the return showed as a pause of the clock
+    assert (pause["kind"], pause["ended_at"] is not None) == ("supplement", True)
+
+
+def test_limits_returns_allows_more_returns(engine, clock, departments):
+    text = fixture_path("kaiban-mini.yaml").read_text(encoding="utf-8")
+    text = text.replace("warning: 0.25}", "warning: 0.25, returns: 2}")
+    definition = load_definition(fixture_path("kaiban-mini.yaml"), departments, text=text)
+    assert definition.limits.returns == 2
+    with engine.db.begin() as tx:
+        store_definition(tx, definition, text, clock())
+    case_id = accepted_kaiban(engine)
+    licence = open_tasks(engine, case_id)["licence"]
+    _return_and_supply(engine, licence)
+    clock.advance(minutes=30)
+    _return_and_supply(engine, licence)
+    pauses = rows_of(engine, "suspensions", case_id)
+    assert [p["kind"] for p in pauses] == ["supplement", "supplement"]
+    with refused(engine, NotAllowed, "2 time(s)", "limits.returns: 2"):
+        engine.complete_task(licence, "scjg1", "return", "第三次补正", missing=["lease"])
+
+
 # ----------------------------------------------------------------------------------------------
 # extend (延长审批: statutory 8.5d + 15d legal extension for joint handling, promised 1d)
 
 
-def test_extensions_move_the_due_time_up_to_the_statutory_cap(engine, clock):
+def test_an_extension_moves_the_due_time_and_is_granted_once_per_case(engine, clock):
     case_id = accepted_kaiban(engine)
     engine.claim_task(open_tasks(engine, case_id)["licence"], "scjg1")
     clock.set(at(3, 9))
@@ -191,28 +239,22 @@ def test_extensions_move_the_due_time_up_to_the_statutory_cap(engine, clock):
     }
     (told,) = notifications(engine, case_id, "case_extended")
     assert told["recipient_user"] == KAIBAN_APPLICANT["id"] and "10工作日" in told["message"]
-
-    engine.extend_case(case_id, "scjg1", "7.5d", "scjg_boss", "专家意见分歧")  # 1 + 10 + 7.5 ≤ 8.5 + 15 (joint)
-    case = case_row(engine, case_id)
-    assert case["due_at"] == at(27, 13)  # + 7 working days to Thu 03-26 17:00, + 4h
-    assert case["warn_at"] == at(27, 9, 15)
-    engine.extend_case(case_id, "scjg1", "5d", "scjg_boss", "听证后复核")  # 23.5d: exactly the cap
-    with refused(
-        engine, InvalidData, "extension 1h exceeds the statutory cap: 8.5d + 15d", "already granted: 10d, 7.5d, 5d"
-    ):
-        engine.extend_case(case_id, "scjg1", "1h", "scjg_boss", "再延一小时")
+    # 行政许可法 Art. 42: an extension is granted once, even one that would stay within the cap
+    with refused(engine, NotAllowed, "延长审批 is granted once per case", "Art. 42", "extended by 10d on 2026-03-03"):
+        engine.extend_case(case_id, "scjg1", "1d", "scjg_boss", "专家意见分歧")
+    assert "extend" not in engine.available_actions("scjg1", case_id=case_id)
 
 
 def test_one_extension_beyond_the_cap_is_refused_whole(engine):
     case_id = accepted_kaiban(engine)
-    with refused(engine, InvalidData, "extension 23d exceeds the statutory cap", "already granted: none"):
+    with refused(engine, InvalidData, "extension 23d exceeds the statutory cap", "8.5d + 15d"):
         engine.extend_case(case_id, "scjg1", "23d", "scjg_boss", "复杂")
-    engine.extend_case(case_id, "scjg1", "22.5d", "scjg_boss", "复杂")
+    engine.extend_case(case_id, "scjg1", "22.5d", "scjg_boss", "复杂")  # 1 + 22.5 = 8.5 + 15 (joint handling)
 
 
 def test_an_extension_while_suspended_keeps_the_clock_paused(engine, clock):
     case_id = accepted_kaiban(engine)
-    engine.suspend_case(case_id, "scjg1", "hearing", "听证")
+    engine.suspend_case(case_id, "scjg1", "hearing", "听证", "10d")
     engine.extend_case(case_id, "scjg1", "1d", "scjg_boss", "听证后需复核")
     case = case_row(engine, case_id)
     assert (case["state"], case["sla_state"], case["due_at"]) == ("suspended", "paused", at(4, 17))
@@ -235,7 +277,7 @@ def test_extend_refuses_bad_input(engine, actor, amount, approver, reason, error
 
 def test_a_case_not_yet_accepted_or_closed_cannot_be_extended(engine):
     case_id = accepted_kaiban(engine)
-    engine.complete_task(open_tasks(engine, case_id)["licence"], "scjg1", "reject", "名称不合规")
+    reject(engine, open_tasks(engine, case_id)["licence"], "scjg1", "名称不合规")
     with refused(engine, NotAllowed, "延长审批 (extend) is not allowed", "is rejected"):
         engine.extend_case(case_id, "scjg1", "1d", "scjg_boss", "复杂")
 
@@ -251,7 +293,7 @@ def test_a_suspension_across_national_day_stops_only_the_working_hours_in_it(eng
     assert task_row(engine, licence)["due_at"] == at(30, 14, month=9)  # 0.5d = 4 working hours
 
     clock.set(at(30, 11, month=9))
-    engine.suspend_case(case_id, "scjg1", "hearing", "申请人要求听证")
+    engine.suspend_case(case_id, "scjg1", "hearing", "申请人要求听证", "5d")
     clock.set(at(8, 10, month=10))
     engine.resume_case(case_id, "scjg1", "听证结束")
     (resumed,) = events(engine, case_id, "clock_resumed")

@@ -1,7 +1,8 @@
 """Closing a case: withdraw_case (撤回申请, applicant only), terminate_lapsed_deferrals (容缺 materials
 not supplied by their deadline: 终止办理), issue_certificates (证照发放 / 出件:
 numbers, delivery allowed by the step, mail needs a tracking number; completes the case) and
-evaluate_case (好差评: once; 不满意 or worse opens a rectification task with a working-day due time)."""
+evaluate_case (好差评: once, whatever the outcome; 不满意 or worse opens a rectification task with a
+working-day due time)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from .helpers import (
     events,
     notifications,
     open_tasks,
+    refuse_case,
     refused,
+    reject,
     rows_of,
     step_states,
     submit_kaiban,
@@ -79,7 +82,7 @@ def test_a_submitted_case_may_be_withdrawn_too(engine):
 
 def test_withdrawing_a_suspended_case_ends_its_suspension(engine, clock):
     case_id = accepted_kaiban(engine)
-    engine.suspend_case(case_id, "scjg1", "hearing", "听证")
+    engine.suspend_case(case_id, "scjg1", "hearing", "听证", "10d")
     clock.advance(hours=2)
     engine.withdraw_case(case_id, KAIBAN_APPLICANT["id"], "放弃")
     (suspension,) = rows_of(engine, "suspensions", case_id)
@@ -160,7 +163,7 @@ def test_a_late_supply_is_refused_and_the_timer_still_terminates(engine, clock):
 
 def test_a_suspension_does_not_stop_the_applicants_deadline_and_ends_with_the_case(engine, clock):
     case_id = deferred_case(engine)
-    engine.suspend_case(case_id, "scjg1", "hearing", "听证")
+    engine.suspend_case(case_id, "scjg1", "hearing", "听证", "10d")
     clock.set(at(3, 10))
     assert engine.terminate_lapsed_deferrals() == [case_id]
     assert case_row(engine, case_id)["state"] == "terminated"
@@ -330,10 +333,60 @@ def test_evaluate_refuses_bad_input(engine, clock, rater, level, channel, error,
         engine.evaluate_case(case_id, rater, level, channel)
 
 
-def test_only_a_completed_case_is_evaluated(engine):
+def test_an_open_case_is_not_evaluated_yet(engine):
     case_id = accepted_kaiban(engine)
-    with refused(engine, NotAllowed, "好差评 (evaluate) is not allowed", "is accepted", "must be one of: completed"):
+    with refused(engine, NotAllowed, "好差评 (evaluate) is not allowed", "is accepted", "completed, not_accepted"):
         engine.evaluate_case(case_id, KAIBAN_APPLICANT["id"], 2)
+    assert "evaluate" not in engine.available_actions(KAIBAN_APPLICANT["id"], case_id=case_id)
+
+
+def _not_accepted(engine, clock) -> int:
+    case_id = submit_kaiban(engine)
+    refuse_case(engine, case_id, reason="经营范围属于禁止类")
+    return case_id
+
+
+def _rejected(engine, clock) -> int:
+    case_id = accepted_kaiban(engine)
+    reject(engine, open_tasks(engine, case_id)["licence"], "scjg1", "名称不合规")
+    return case_id
+
+
+def _terminated(engine, clock) -> int:
+    case_id = submit_kaiban(engine, materials=["id_card"])
+    engine.accept_case(case_id, "zwfw1", deferred=["lease"], deferred_limit="1h")
+    clock.advance(hours=2)
+    assert engine.terminate_lapsed_deferrals() == [case_id]
+    return case_id
+
+
+def _withdrawn(engine, clock) -> int:
+    case_id = accepted_kaiban(engine)
+    engine.withdraw_case(case_id, KAIBAN_APPLICANT["id"], "不办了")
+    return case_id
+
+
+@pytest.mark.parametrize(
+    ("close", "state"),
+    [
+        (_not_accepted, "not_accepted"),
+        (_rejected, "rejected"),
+        (_terminated, "terminated"),
+        (_withdrawn, "withdrawn"),
+        (completed_case, "completed"),
+    ],
+)
+def test_every_applicant_rates_the_service_whatever_the_outcome(engine, clock, close, state):
+    case_id = close(engine, clock)
+    assert case_row(engine, case_id)["state"] == state
+    assert "evaluate" in engine.available_actions(KAIBAN_APPLICANT["id"], case_id=case_id)
+    engine.evaluate_case(case_id, KAIBAN_APPLICANT["id"], 5, "pc", "结果不满意")
+    (evaluation,) = rows_of(engine, "evaluations", case_id)
+    assert evaluation["level"] == 5 and evaluation["rectification_task"] is not None  # 差评 is followed up
+    assert task_row(engine, evaluation["rectification_task"])["state"] == "ready"
+    with refused(engine, Conflict, "has been rated already (一事一评)"):
+        engine.evaluate_case(case_id, KAIBAN_APPLICANT["id"], 1)
+    assert case_row(engine, case_id)["state"] == state
 
 
 def test_certificates_wait_for_materials_still_owed_after_a_deficiency_acceptance(engine):

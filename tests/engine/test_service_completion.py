@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.definition.validator import parse_definition
 from orchestrator.engine import Conflict, Engine, InvalidData, NotAllowed
+from orchestrator.engine.publish import store_definition
 
+from .conftest import fixture_path
 from .helpers import (
     AUTO_APPLICANT,
     KAIBAN_APPLICANT,
@@ -17,12 +20,17 @@ from .helpers import (
     alerts,
     at,
     case_row,
+    confirm_refusal,
     edges,
     events,
     notifications,
     open_tasks,
     refused,
+    reject,
+    report_tasks,
+    rows_of,
     sign_chain,
+    signoffs,
     step_states,
     surveyed,
     task_row,
@@ -109,31 +117,85 @@ def test_completion_refusals_leave_the_task_as_it_was(engine):
 # reject (不予许可)
 
 
-def test_reject_ends_the_case_as_rejected_with_the_reason(engine, clock):
+def test_a_refusal_waits_for_the_leader_then_ends_the_case_as_rejected_with_reason_and_remedy(engine, clock):
     case_id = accepted_kaiban(engine)
     engine.complete_task(open_tasks(engine, case_id)["licence"], "scjg1")
     tasks = open_tasks(engine, case_id)
     clock.advance(hours=1)
     engine.complete_task(tasks["seal"], "gaj1", "reject", "印章样式不合规")
+    # 不予审批报告制: the refusal waits for gaj's leader; the task is held, the other branches go on
+    seal = task_row(engine, tasks["seal"])
+    assert (seal["state"], seal["assignee"], seal["waiting"]) == ("claimed", "gaj1", "leader")
+    assert case_row(engine, case_id)["state"] == "in_progress"
+    (report,) = report_tasks(engine, case_id)
+    assert (report["department"], report["created_by_task"]) == ("gaj", tasks["seal"])
+    (alert,) = alerts(engine, case_id, "negative_decision")  # 否定报备, before the decision
+    assert (alert["task_id"], alert["department"], alert["recipient_role"]) == (report["id"], "gaj", "gaj_supervisor")
+    assert "印章样式不合规" in alert["message"]
+    assert notifications(engine, case_id, "case_rejected") == []
+    for action in ("approve", "reject", "send_back", "release", "transfer"):
+        assert action not in engine.available_actions("gaj1", task_id=tasks["seal"])
+    with refused(engine, NotAllowed, "waiting for its leader's decision", "不予审批报告制"):
+        engine.complete_task(tasks["seal"], "gaj1", "approve", "改为同意")
+    engine.complete_task(tasks["invoice"], "swj1")
+    with refused(engine, NotAllowed, "only the leader (gaj_supervisor) of gaj"):
+        engine.confirm_refusal(report["id"], "gaj2")
+
+    clock.advance(hours=1)
+    engine.confirm_refusal(report["id"], "gaj_boss", "同意")
     case = case_row(engine, case_id)
     assert (case["state"], case["outcome"], case["reason"]) == ("rejected", "rejected", "印章样式不合规")
+    assert case["remedy"].startswith("如不服本决定")  # the definition's remedy
     assert case["closed_at"] == clock.now
     states = step_states(engine, case_id)
-    assert (states["seal"], states["invoice"], states["social"]) == ("completed", "cancelled", "cancelled")
+    assert (states["seal"], states["invoice"], states["social"]) == ("completed", "completed", "cancelled")
+    seal = task_row(engine, tasks["seal"])
+    assert (seal["outcome"], seal["completed_by"], seal["waiting"]) == ("reject", "gaj1", None)
     assert "issue" not in states
     cancelled = events(engine, case_id, "task_cancelled")
-    assert {e["task_id"] for e in cancelled} == {tasks["invoice"], tasks["social"]}
+    assert {e["task_id"] for e in cancelled} == {tasks["social"]}
     assert all(e["data"] == {"why": "case_rejected"} for e in cancelled)
-    assert [(e["from_state"], e["to_state"]) for e in events(engine, case_id, "reject")] == [
-        ("in_progress", "rejected")
+    assert [(e["from_state"], e["to_state"], e["actor"]) for e in events(engine, case_id, "reject")] == [
+        ("in_progress", "rejected", "gaj_boss")
     ]
-    (alert,) = alerts(engine, case_id, "negative_decision")
-    assert (alert["task_id"], alert["department"], alert["recipient_role"]) == (tasks["seal"], "gaj", "gaj_supervisor")
-    assert "印章样式不合规" in alert["message"]
     (told,) = notifications(engine, case_id, "case_rejected")
     assert told["recipient_user"] == KAIBAN_APPLICANT["id"] and "印章样式不合规" in told["message"]
+    assert "行政复议" in told["message"] and "行政诉讼" in told["message"]  # Art. 38: the remedy
     with refused(engine, NotAllowed, "办理完成 (complete) is not allowed", "is cancelled"):
-        engine.complete_task(tasks["invoice"], "swj1")
+        engine.complete_task(tasks["social"], "rsj1")
+
+
+def test_a_refusal_gives_its_own_remedy_or_none_at_all_when_the_definition_has_none(engine, clock):
+    case_id = accepted_kaiban(engine)
+    licence = open_tasks(engine, case_id)["licence"]
+    reject(engine, licence, "scjg1", "名称不合规", remedy="可在六十日内向某市人民政府申请行政复议")
+    assert case_row(engine, case_id)["remedy"] == "可在六十日内向某市人民政府申请行政复议"
+
+    text = fixture_path("kaiban-mini.yaml").read_text(encoding="utf-8")  # a version from before `remedy:`
+    old = "\n".join(line for line in text.splitlines() if not line.startswith("remedy:")) + "\n"
+    with engine.db.begin() as tx:
+        store_definition(tx, parse_definition(old), old, clock())
+    case_id = accepted_kaiban(engine)
+    licence = open_tasks(engine, case_id)["licence"]
+    with refused(engine, InvalidData, "不予许可 needs the remedy", "行政许可法 Art. 38"):
+        engine.complete_task(licence, "scjg1", "reject", "名称不合规")
+
+
+def test_a_refusal_sent_back_returns_the_task_to_its_handler(engine, clock):
+    case_id = accepted_kaiban(engine)
+    licence = open_tasks(engine, case_id)["licence"]
+    engine.complete_task(licence, "scjg2", "reject", "名称不合规")  # from the queue: scjg2 takes it
+    (report,) = report_tasks(engine, case_id)
+    engine.send_back_refusal(report["id"], "scjg_boss", "名称可以核准，请重新审查")
+    task = task_row(engine, licence)
+    assert (task["state"], task["assignee"], task["waiting"]) == ("claimed", "scjg2", None)
+    (back,) = notifications(engine, case_id, "refusal_sent_back")
+    assert back["recipient_user"] == "scjg2" and "请重新审查" in back["message"]
+    assert task_row(engine, report["id"])["outcome"] == "sent_back"
+    engine.complete_task(licence, "scjg2", "approve", "准予登记")
+    assert set(open_tasks(engine, case_id)) == {"seal", "invoice", "social"}
+    (decided,) = rows_of(engine, "negative_reports", case_id)
+    assert (decided["decision"], decided["decided_by"]) == ("sent_back", "scjg_boss")
 
 
 def test_a_refusal_with_on_reject_continue_lets_the_case_complete_partly_approved(engine):
@@ -142,6 +204,10 @@ def test_a_refusal_with_on_reject_continue_lets_the_case_complete_partly_approve
     assert case_row(engine, case_id)["state"] == "in_progress"
     (alert,) = alerts(engine, case_id, "negative_decision")
     assert alert["department"] == "swj" and "管网容量不足" in alert["message"]
+    assert "issue" not in open_tasks(engine, case_id)  # the join waits for the leader's decision
+    confirm_refusal(engine, case_id)
+    (told,) = notifications(engine, case_id, "step_rejected")  # the applicant learns of it, with the remedy
+    assert "管网容量不足" in told["message"] and "行政复议" in told["message"]
     issue = open_tasks(engine, case_id)["issue"]  # the join after drainage still fired
     numbers = engine.issue_certificates(issue, "zwfw1")
     case = case_row(engine, case_id)
@@ -188,8 +254,12 @@ def test_edits_made_with_a_refusal_are_kept_with_the_closed_case(engine):
     case_id = surveyed(engine)
     chain = open_tasks(engine, case_id)["chain"]
     engine.complete_task(chain, "zjj1", "reject", "面积不符", form_updates={"floor_area": 1500})
+    assert case_row(engine, case_id)["form"]["floor_area"] == 1500  # kept while the leader decides
+    confirm_refusal(engine, case_id)
     case = case_row(engine, case_id)
     assert (case["state"], case["form"]["floor_area"]) == ("rejected", 1500)
+    (level,) = [s for s in signoffs(engine, chain) if s["signed_by"]]  # the refusing signature, given now
+    assert (level["party"], level["signed_by"], level["outcome"]) == ("承办", "zjj1", "reject")
 
 
 def test_a_step_without_editable_fields_may_edit_nothing(engine):
@@ -224,19 +294,41 @@ def test_an_auto_step_that_says_no_with_on_false_continue_hands_over_to_a_person
     assert alerts(engine, case_id) == []  # no refusal: nothing to report
 
 
-def test_an_auto_refusal_with_on_reject_stop_rejects_the_case(engine):
+def test_an_auto_refusal_goes_to_the_leader_and_with_on_reject_stop_rejects_the_case(engine):
     case_id = engine.submit_case("auto-mini", AUTO_APPLICANT, {"age": 45}, ["id_card"])
     engine.accept_case(case_id, "zwfw1")
-    case = case_row(engine, case_id)
-    assert (case["state"], case["outcome"]) == ("rejected", "rejected")
-    assert "规则不满足" in case["reason"]
     check = next(t for t in tasks_of(engine, case_id) if t["step_id"] == "check")
-    assert (check["outcome"], check["completed_by"]) == ("reject", "system")
-    assert open_tasks(engine, case_id) == {}
+    assert (check["state"], check["assignee"], check["waiting"]) == ("claimed", "system", "leader")
+    assert "规则不满足" in check["opinion"]
     (alert,) = alerts(engine, case_id, "negative_decision")
     assert (alert["department"], alert["recipient_role"]) == ("rsj", "rsj_supervisor")
-    assert events(engine, case_id, "reject")[0]["actor"] == "system"
+    assert case_row(engine, case_id)["state"] == "accepted"
+    assert notifications(engine, case_id, "case_rejected") == []
+    (proposal,) = rows_of(engine, "negative_reports", case_id)
+    assert proposal["proposed_by"] == "system"
+    assert proposal["remedy"].startswith("如不服本决定")  # the definition's, for an automatic refusal
+    confirm_refusal(engine, case_id)
+    case = case_row(engine, case_id)
+    assert (case["state"], case["outcome"]) == ("rejected", "rejected")
+    assert "规则不满足" in case["reason"] and case["remedy"] == proposal["remedy"]
+    check = task_row(engine, check["id"])
+    assert (check["outcome"], check["completed_by"]) == ("reject", "system")
+    assert open_tasks(engine, case_id) == {}
+    assert events(engine, case_id, "reject")[0]["actor"] == "rsj_boss"
     assert notifications(engine, case_id, "case_rejected")[0]["recipient_user"] == AUTO_APPLICANT["id"]
+
+
+def test_an_auto_refusal_sent_back_is_decided_by_a_person(engine):
+    case_id = engine.submit_case("auto-mini", AUTO_APPLICANT, {"age": 45}, ["id_card"])
+    engine.accept_case(case_id, "zwfw1")
+    (report,) = report_tasks(engine, case_id)
+    engine.send_back_refusal(report["id"], "rsj_boss", "年龄可由户籍资料核实，转人工")
+    check = next(t for t in tasks_of(engine, case_id) if t["step_id"] == "check")
+    assert (check["state"], check["kind"], check["assignee"], check["waiting"]) == ("ready", "approval", None, None)
+    (back,) = notifications(engine, case_id, "refusal_sent_back")
+    assert back["recipient_department"] == "rsj" and "转人工" in back["message"]
+    engine.complete_task(check["id"], "rsj1", "approve", "核实年龄符合")
+    assert set(open_tasks(engine, case_id)) == {"review"}
 
 
 def test_a_case_rejected_by_an_auto_step_sends_no_new_work_to_anyone(engine):
@@ -315,6 +407,9 @@ def test_the_runner_rejects_the_case_when_the_rule_says_no(worker_engine):
     worker_engine.accept_case(case_id, "zwfw1")
     assert case_row(worker_engine, case_id)["state"] == "accepted"
     assert worker_engine.run_auto_tasks() == 1
+    assert worker_engine.run_auto_tasks() == 0  # the refusal waits for the leader, not for a worker
+    assert case_row(worker_engine, case_id)["state"] == "in_progress"
+    confirm_refusal(worker_engine, case_id)
     case = case_row(worker_engine, case_id)
     assert (case["state"], case["outcome"]) == ("rejected", "rejected")
     assert open_tasks(worker_engine, case_id) == {}
@@ -324,7 +419,7 @@ def test_the_runner_rejects_the_case_when_the_rule_says_no(worker_engine):
 def test_an_auto_task_of_a_suspended_case_waits_and_does_not_block_the_others(worker_engine):
     held = worker_engine.submit_case("auto-mini", AUTO_APPLICANT, {"age": 70}, ["id_card"])
     worker_engine.accept_case(held, "zwfw1")
-    worker_engine.suspend_case(held, "rsj1", "expert_review", "年龄存疑，专家鉴定")
+    worker_engine.suspend_case(held, "rsj1", "expert_review", "年龄存疑，专家鉴定", "5d")
     other = worker_engine.submit_case("auto-mini", {"id": "X2", "name": "赵六"}, {"age": 80}, ["id_card"])
     worker_engine.accept_case(other, "zwfw1")
     assert worker_engine.run_auto_tasks() == 1

@@ -14,7 +14,10 @@ from .helpers import (
     notifications,
     open_tasks,
     refused,
+    reject,
+    report_tasks,
     signoffs,
+    surveyed,
     task_row,
     tasks_of,
 )
@@ -137,7 +140,7 @@ def test_send_back_is_refused_while_the_case_is_suspended(engine):
     case_id = accepted_relay(engine)
     through_second(engine, case_id)
     third = open_tasks(engine, case_id)["third"]
-    engine.suspend_case(case_id, "swj1", "hearing", "申请人要求听证")
+    engine.suspend_case(case_id, "swj1", "hearing", "申请人要求听证", "10d")
     with refused(engine, NotAllowed, "办理 (work) is not allowed", "is suspended"):
         engine.send_back(third, "swj1", "退回")
 
@@ -209,7 +212,7 @@ def test_a_closed_case_cannot_be_taken_back(engine):
     case_id = accepted_relay(engine)
     first = open_tasks(engine, case_id)["first"]
     engine.complete_task(first, "scjg1")
-    engine.complete_task(open_tasks(engine, case_id)["side"], "rsj1", "reject", "不予备案")
+    reject(engine, open_tasks(engine, case_id)["side"], "rsj1", "不予备案")
     with refused(engine, NotAllowed, "is rejected; a closed case cannot be taken back"):
         engine.take_back(first, "scjg1")
 
@@ -221,3 +224,23 @@ def test_send_back_to_an_automatic_step_is_refused(engine):
     engine.claim_task(review, "rsj1")
     with refused(engine, InvalidData, "cannot send back to 'check': it is an automatic step"):
         engine.send_back(review, "rsj1", "重新核验", to_step="check")
+
+
+def test_a_refusal_sent_back_and_then_approved_can_still_be_taken_back(engine):
+    case_id = accepted_relay(engine)
+    first = open_tasks(engine, case_id)["first"]
+    engine.complete_task(first, "scjg1", "reject", "初审不通过")
+    (report,) = report_tasks(engine, case_id)
+    engine.send_back_refusal(report["id"], "scjg_boss", "材料齐全，请重审")
+    engine.complete_task(first, "scjg1", "approve", "同意")
+    engine.take_back(first, "scjg1")  # the decided report is history, not a next step that started
+    assert task_row(engine, first)["superseded"]
+
+
+def test_a_confirmed_refusal_is_not_taken_back(engine):
+    case_id = surveyed(engine)
+    drainage = open_tasks(engine, case_id)["drainage"]  # on_reject: continue
+    reject(engine, drainage, "swj1", "管网容量不足")
+    with refused(engine, NotAllowed, "was refused with its leader's confirmation; it cannot be taken back"):
+        engine.take_back(drainage, "swj1")
+    assert "take_back" not in engine.available_actions("swj1", task_id=drainage)

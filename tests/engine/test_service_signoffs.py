@@ -10,10 +10,13 @@ from .helpers import (
     accepted_relay,
     add_countersigners,
     case_row,
+    confirm_refusal,
     events,
     notifications,
     open_tasks,
     refused,
+    reject,
+    report_tasks,
     signoffs,
     step_states,
     submit_survey,
@@ -66,8 +69,16 @@ def test_one_participant_refusing_decides_the_survey_and_the_case(engine):
     survey = open_tasks(engine, case_id)["survey"]
     engine.complete_task(survey, "zjj1", "approve", "同意")
     engine.complete_task(survey, "xf1", "reject", "消防车道宽度不足")
+    (report,) = report_tasks(engine, case_id)  # the refusing participant's leader decides
+    assert report["department"] == "xf"
+    assert task_row(engine, survey)["waiting"] == "leader"
+    with refused(engine, NotAllowed, "waiting for its leader's decision"):
+        engine.complete_task(survey, "gaj1", "approve", "同意")
+    engine.confirm_refusal(report["id"], "xf_boss")
     task = task_row(engine, survey)
     assert (task["state"], task["outcome"], task["completed_by"]) == ("completed", "reject", "xf1")
+    assert {s["party"]: s["outcome"] for s in signoffs(engine, survey)} == {"zjj": "approve", "xf": "reject",
+                                                                              "gaj": None}  # fmt: skip
     case = case_row(engine, case_id)
     assert (case["state"], case["reason"]) == ("rejected", "消防车道宽度不足")
 
@@ -101,6 +112,9 @@ def test_a_refusal_at_any_level_rejects_the_case(engine):
     chain = open_tasks(engine, case_id)["chain"]
     engine.complete_task(chain, "zjj1", "approve", "拟同意")
     engine.complete_task(chain, "zjj2", "reject", "容积率超出规划条件")
+    assert signoffs(engine, chain)[1]["signed_at"] is None  # signed when the leader confirms
+    confirm_refusal(engine, case_id)
+    assert signoffs(engine, chain)[1]["signed_by"] == "zjj2"
     case = case_row(engine, case_id)
     assert (case["state"], case["reason"]) == ("rejected", "容积率超出规划条件")
     assert signoffs(engine, chain)[2]["signed_at"] is None  # 批准 never signed
@@ -183,8 +197,8 @@ def test_an_added_signer_who_refuses_decides_the_task(engine):
     case_id = accepted_kaiban(engine)
     licence = open_tasks(engine, case_id)["licence"]
     engine.claim_task(licence, "scjg1")
-    engine.add_signer(licence, "scjg1", "scjg_boss")
-    engine.complete_task(licence, "scjg_boss", "reject", "名称与驰名商标冲突")
+    engine.add_signer(licence, "scjg1", "scjg3")
+    reject(engine, licence, "scjg3", "名称与驰名商标冲突")
     assert case_row(engine, case_id)["state"] == "rejected"
 
 

@@ -77,6 +77,7 @@ key: {key}
 name: 即办测试
 case_kind: {kind}
 {limits}
+remedy: 可在六十日内申请行政复议，或者六个月内提起行政诉讼。
 steps:
   - {{id: accept, kind: acceptance, name: 综合受理, department: zwfw}}
   - {{id: review, kind: approval, name: 材料审核, department: scjg, after: [accept]}}
@@ -201,7 +202,7 @@ def test_a_suspended_case_is_not_swept_until_it_resumes_with_moved_due_times(eng
     case_id = open_case(engine)
     licence_id = task(engine, case_id, "licence")["id"]
     clock.set(at(2, 10, 30))
-    engine.suspend_case(case_id, "scjg1", "expert_review", "组织专家评审")
+    engine.suspend_case(case_id, "scjg1", "expert_review", "组织专家评审", "5d")
     assert task(engine, case_id, "licence")["sla_state"] == "paused"
     assert case_row(engine, case_id)["sla_state"] == "paused"
 
@@ -232,7 +233,7 @@ def test_a_card_is_raised_once_even_when_the_task_turns_yellow_again(engine, clo
     clock.set(at(2, 13))
     assert engine.sweep().tasks_warning == 1
     clock.set(at(2, 13, 10))
-    engine.suspend_case(case_id, "scjg1", "hearing", "听证")
+    engine.suspend_case(case_id, "scjg1", "hearing", "听证", "10d")
     clock.set(at(2, 15, 10))
     engine.resume_case(case_id, "scjg1")  # 2 h stopped: due 16:00, warn 15:00, back on track
     assert task(engine, case_id, "licence")["sla_state"] == "on_track"

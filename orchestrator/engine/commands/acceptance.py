@@ -1,5 +1,9 @@
 """综合受理: an application arrives, the window accepts it (容缺 where allowed), asks for 补正 once, or
-refuses it; the applicant supplies what was asked for."""
+refuses it (a refusal waits for the leader, refusals.py); the applicant supplies what was asked for.
+
+行政许可法 Art. 32: the 补正 notice comes within 5 working days of receiving the application (or the
+materials a notice asked for); after that no notice may go out, and an acceptance counts the promised
+limit from the receipt."""
 
 from __future__ import annotations
 
@@ -14,8 +18,9 @@ from ...definition.model import Definition
 from ...store.models import Supplement
 from ..errors import InvalidData
 from ..forms import check_form, check_materials, missing_materials
-from ..progress import complete, negative_decision, progress
-from ..rules import CASE_RULES, TASK_OPEN, require
+from ..progress import cancel_open, complete, progress
+from ..refusals import propose_refusal
+from ..rules import CASE_RULES, INTAKE_NOTICE_LIMIT, LEADER, TASK_OPEN, require
 from ..tasks import Row, new_task, parse_limit
 from ..unit import Tx, find_case_by_idempotency_key
 
@@ -89,13 +94,15 @@ def accept_case(
     definition = tx.definition()
     entry = _entry(tx, definition)
     assert entry is not None
+    received = entry["ready_at"]
+    deemed = tx.now > tx.due(received, INTAKE_NOTICE_LIMIT)  # Art. 32: accepted from its receipt
     deferred = sorted(set(deferred))
     missing = missing_materials(definition, case["materials"])
     materials = {m.key: m for m in definition.materials}
-    problems = [
+    problems = [  # after the 5 days the application counts as accepted whatever is missing (Art. 32)
         f"{m!r} ({materials[m].label}) is missing and may not be deferred"
         for m in missing
-        if m not in deferred or not materials[m].deferrable
+        if (m in deferred and not materials[m].deferrable) or (m not in deferred and not deemed)
     ]
     problems += [f"{m!r} is no missing material of this case" for m in deferred if m not in missing]
     if problems:
@@ -109,12 +116,14 @@ def accept_case(
         if promised is not None and limit.working_hours > promised.working_hours:
             raise InvalidData(f"the supply deadline {limit} may not exceed the promised limit {promised}")
         deferred_due = tx.env.calendar.add(tx.now, limit.amount, limit.unit).at
-    due_at, warn_at, provisional = tx.env.deadlines.of(tx.now, definition.limits.promised, definition.limits.warning)
+    accepted_at = received if deemed else tx.now
+    limits = definition.limits
+    due_at, warn_at, provisional = tx.env.deadlines.of(accepted_at, limits.promised, limits.warning)
     complete(tx, entry, actor, "approve", opinion or "受理")
     tx.set_case_state(
         "accept",
         actor,
-        accepted_at=tx.now,
+        accepted_at=accepted_at,
         due_at=due_at,
         warn_at=warn_at,
         sla_state="on_track" if due_at else None,
@@ -130,21 +139,56 @@ def accept_case(
             department=definition.entry.department,
             role=None,
         )
-    tx.tell_applicant("case_accepted", f"您的办件 {case['number']} 已受理")
+    if deemed:
+        tx.event(
+            "deemed_accepted",
+            actor=actor,
+            data={
+                "received_at": received.astimezone(TZ).isoformat(),
+                "missing": missing,
+                "law": "行政许可法第三十二条",
+            },
+        )
+        tx.tell_applicant(
+            "case_accepted",
+            f"您的办件 {case['number']} 已受理：未在五个工作日内告知补正，自收到申请材料之日"
+            f"（{received.astimezone(TZ):%Y-%m-%d}）起即为受理",
+        )
+    else:
+        tx.tell_applicant("case_accepted", f"您的办件 {case['number']} 已受理")
     progress(tx, definition, entry["id"])
     tx.save_form()
 
 
-def refuse_case(tx: Tx, case_id: int, actor: str, reason: str, remedy: str) -> None:
-    """不予受理, with the written reason and the remedy (行政复议 / 行政诉讼) the applicant has."""
-    case = tx.lock_case(case_id)
+def refuse_case(tx: Tx, case_id: int, actor: str, reason: str, remedy: str | None) -> None:
+    """不予受理, proposed to the window's leader with the written reason and the remedy (行政复议 /
+    行政诉讼) the applicant has (the definition's when none is given); it takes effect when confirmed."""
+    tx.lock_case(case_id)
     require("refuse", tx.situation(actor))
-    entry = _entry(tx, tx.definition())
+    definition = tx.definition()
+    remedy = (remedy or "").strip() or definition.remedy
+    if not remedy:
+        raise InvalidData(f"不予受理 needs the remedy the applicant has (行政复议或者行政诉讼, and where): {NO_REMEDY}")
+    entry = _entry(tx, definition)
     if entry is not None:
-        complete(tx, entry, actor, "reject", reason)
-    tx.set_case_state("refuse", actor, outcome="not_accepted", reason=reason, remedy=remedy, closed_at=tx.now)
-    negative_decision(tx, entry, f"不予受理：{reason}")
-    tx.tell_applicant("case_not_accepted", f"您的办件 {case['number']} 不予受理：{reason}。{remedy}")
+        tx.update_task(entry, waiting=LEADER)
+    else:  # a 补正 notice is out: the acceptance task it closed is the one refused
+        entry = next(t for t in reversed(tx.tasks()) if t["step_id"] == definition.entry.id)
+    propose_refusal(tx, entry, actor, "not_accepted", reason, remedy, department=entry["department"])
+
+
+NO_REMEDY = "give remedy, or add remedy: to the definition (行政许可法 Art. 38)"
+
+
+def not_accepted(tx: Tx, proposer: str, leader: str, reason: str, remedy: str) -> None:
+    """A confirmed 不予受理 takes effect: the application is closed and the applicant told."""
+    definition = tx.definition()
+    entry = _entry(tx, definition)
+    if entry is not None:
+        complete(tx, entry, proposer, "reject", reason, waiting=None)
+    cancel_open(tx, leader, "not_accepted")
+    tx.set_case_state("refuse", leader, outcome="not_accepted", reason=reason, remedy=remedy, closed_at=tx.now)
+    tx.tell_applicant("case_not_accepted", f"您的办件 {tx.case['number']} 不予受理：{reason}。{remedy}")
 
 
 def request_supplement(tx: Tx, case_id: int, actor: str, missing: Sequence[str], notice: str) -> int:

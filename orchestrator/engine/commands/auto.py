@@ -12,8 +12,9 @@ from sqlalchemy import select, text
 
 from ...store.models import Case, Task
 from ..errors import Conflict
-from ..progress import complete, decide_auto, progress, refuse_step, start_work
-from ..rules import CASE_RULES
+from ..progress import complete, decide_auto, progress, start_work
+from ..refusals import propose_refusal
+from ..rules import CASE_RULES, LEADER
 from ..tasks import SYSTEM
 from ..unit import Tx
 
@@ -70,12 +71,17 @@ def decide_waiting_auto(tx: Tx, task_id: int) -> None:
     if form != case["form"]:
         case["form"] = form
         tx.form_changed = True
+    start_work(tx, task, SYSTEM)
+    if decided["waiting"] == LEADER:  # a refusal: it waits for the leader (不予审批报告制)
+        tx.update_task(task, state="claimed", assignee=SYSTEM, claimed_at=tx.now, opinion=decided["opinion"],
+                       waiting=LEADER)  # fmt: skip
+        tx.event("claimed", task=task, actor=SYSTEM, from_state="ready", to_state="claimed")
+        remedy = definition.remedy
+        propose_refusal(tx, task, SYSTEM, "rejected", decided["opinion"], remedy, department=task["department"])
+        tx.save_form()
+        return
     complete(tx, task, SYSTEM, decided["outcome"] or "approve", decided["opinion"])
     if decided["outcome"] is None:
         tx.update_task(task, outcome=None)
-    report = f"自动审批规则不满足：{step.name}"
-    if decided["outcome"] == "reject" and refuse_step(tx, step, task, SYSTEM, decided["opinion"], report):
-        return
-    start_work(tx, task, SYSTEM)
     progress(tx, definition, task_id)
     tx.save_form()

@@ -1,4 +1,5 @@
-"""The clock: 特别程序 (suspend, resume), 延长审批 (extend), and the 容缺 timer's termination."""
+"""The clock: 特别程序 (suspend, resume: 行政许可法 Art. 45, the applicant is told the expected time),
+延长审批 (extend: Art. 42, once per case), and the 容缺 timer's termination."""
 
 from __future__ import annotations
 
@@ -53,8 +54,17 @@ def suspend(tx: Tx, actor: str, kind: str, reason: str, expected: str | None) ->
     ).scalar_one()
     tx.update_tasks([(t, {"sla_state": "paused"}) for t in tx.tasks() if t["state"] in TASK_OPEN and t["due_at"]])
     tx.event("clock_stopped", actor=actor, data={"kind": kind, "reason": reason, "expected": expected})
-    tx.tell_applicant("case_suspended", f"您的办件 {case['number']} 进入{SUSPENSION_KINDS[kind]}，期间不计时：{reason}")
+    told = f"您的办件 {case['number']} 进入{SUSPENSION_KINDS[kind]}，期间不计时：{reason}"
+    if expected is not None:
+        told += f"；预计 {expected_label(parse_limit(expected, 'expected'))}"
+    tx.tell_applicant("case_suspended", told)
     return suspension_id
+
+
+def expected_label(limit: Limit) -> str:
+    """How long a 特别程序 is expected to take, as the applicant's notice says it: 预计 10 个工作日."""
+    unit = {"d": "个工作日", "h": "个工作小时", "n": "日"}[limit.unit]
+    return f"{limit.amount:g} {unit}"
 
 
 def resume_case(tx: Tx, case_id: int, actor: str, result: str) -> None:
@@ -113,15 +123,10 @@ def extend_case(tx: Tx, case_id: int, actor: str, limit: Limit, approver: str, r
     statutory, promised = definition.limits.statutory, definition.limits.promised
     assert statutory is not None and promised is not None
     allowance = definition.limits.extension or Limit(15 if len(definition.departments) > 1 else 10, "d")
-    granted = [
-        Limit.parse(a) for a in tx.conn.execute(select(Extension.amount).where(Extension.case_id == case_id)).scalars()
-    ]
-    total = promised.working_hours + sum(g.working_hours for g in granted) + limit.working_hours
-    cap = statutory.working_hours + allowance.working_hours
-    if total > cap + 1e-9:
+    if promised.working_hours + limit.working_hours > statutory.working_hours + allowance.working_hours + 1e-9:
         raise InvalidData(
-            f"extension {limit} exceeds the statutory cap: {statutory} + {allowance} "
-            f"(行政许可法 Art. 42); already granted: {', '.join(map(str, granted)) or 'none'}"
+            f"extension {limit} exceeds the statutory cap: promised {promised} + extension may not pass "
+            f"{statutory} + {allowance} (行政许可法 Art. 42); it is granted once, so ask for all that is needed"
         )
     calendar = tx.env.calendar
     due = calendar.add(case["due_at"], limit.amount, limit.unit)
@@ -181,5 +186,9 @@ def check_suspension(kind: str, reason: str, expected: str | None) -> None:
         raise InvalidData(f"unknown suspension kind {kind!r}: use one of {choices} (补正 is a task's return)")
     if not (reason or "").strip():
         raise InvalidData("特别程序 needs a reason (the applicant is told in writing)")
-    if expected is not None:
-        parse_limit(expected, "expected")
+    if not (expected or "").strip():
+        raise InvalidData(
+            "特别程序 needs expected, the time it is expected to take, e.g. 10d (行政许可法 Art. 45: the applicant "
+            "is told it in writing)"
+        )
+    parse_limit(expected, "expected")  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from ...store import prepared
 from ...store.models import Evaluation, Urge
 from ..errors import Conflict, InvalidData
 from ..progress import cancel_open, complete, progress, start_work
-from ..rules import RECTIFICATION_STEP, TASK_OPEN, require
+from ..rules import CASE_STEPS, RECTIFICATION_STEP, TASK_OPEN, require
 from ..tasks import new_task
 from ..unit import Tx
 from .clock import end_suspension
@@ -54,7 +54,11 @@ def issue_certificates(
     approved = {
         t["department"]
         for t in tx.tasks()
-        if t["state"] == "completed" and t["outcome"] == "approve" and not t["superseded"] and t["kind"] != "acceptance"
+        if t["state"] == "completed"
+        and t["outcome"] == "approve"
+        and not t["superseded"]
+        and t["kind"] != "acceptance"
+        and t["step_id"] not in CASE_STEPS
     }
     unknown = [k for k in numbers if k not in {c.key for c in step.certificates}]
     if unknown:

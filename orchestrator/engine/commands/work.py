@@ -1,5 +1,5 @@
-"""Working a task: approve, reject (不予许可) or return (补正); signatures on surveys, review chains,
-会签/或签 and 加签; form edits by the step that may make them."""
+"""Working a task: approve, reject (不予许可: proposed to the leader first, refusals.py) or return (补正);
+signatures on surveys, review chains, 会签/或签 and 加签; form edits by the step that may make them."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from ...definition.model import Definition, Step
 from ..errors import InvalidData, NotAllowed
 from ..forms import check_form
 from ..progress import complete, progress, refuse_step, start_work
-from ..rules import Completion, plan_completion, refuse
+from ..refusals import propose_refusal
+from ..rules import LEADER, Completion, plan_completion, refuse
 from ..tasks import Row
 from ..unit import Tx
-from .acceptance import open_supplement
+from .acceptance import NO_REMEDY, open_supplement
 from .clock import suspend
 
 
@@ -25,8 +26,10 @@ def complete_task(
     opinion: str,
     form_updates: dict[str, Any] | None,
     missing: Sequence[str],
+    remedy: str | None = None,
 ) -> None:
-    """办理: approve, reject (with a written reason) or return (补正: the clock stops).
+    """办理: approve, reject (with a written reason and the remedy; proposed to the leader first) or
+    return (补正: the clock stops).
 
     A survey needs every participant department's sign-off, a review chain each level in order, a
     countersign every (会签) or any (或签) signer; each call signs once.
@@ -46,8 +49,10 @@ def complete_task(
     step = definition.steps_by_id[task["step_id"]]
     if form_updates:
         _edit_form(tx, definition, step, form_updates)
-    if plan.how == "sign":
-        left = _sign(tx, task, plan.slot, actor, outcome, opinion)
+    if outcome == "reject" and plan.how in ("sign", "assignee"):
+        _propose_rejection(tx, definition, task, plan, actor, opinion, remedy)
+    elif plan.how == "sign":
+        left = sign(tx, task, plan.slot, actor, outcome, opinion)
         if left is not None:  # this signature decides the task
             finish_task(tx, definition, step, task, actor, outcome, opinion, signoffs_open=left)
     elif plan.how == "delegation_return":
@@ -60,14 +65,53 @@ def complete_task(
 
 
 def finish_task(
-    tx: Tx, definition: Definition, step: Step, task: Row, actor: str, outcome: str, opinion: str, **also: Any
+    tx: Tx,
+    definition: Definition,
+    step: Step,
+    task: Row,
+    actor: str,
+    outcome: str,
+    opinion: str,
+    *,
+    remedy: str = "",
+    leader: str | None = None,
+    **also: Any,
 ) -> None:
-    """Complete the task, then reject the case or move the DAG on."""
+    """Complete the task, then reject the case or move the DAG on. A ``reject`` comes here only once its
+    leader confirmed it (commands/report.py)."""
     start_work(tx, task, actor)
     complete(tx, task, actor, outcome, opinion, **also)
-    if outcome == "reject" and refuse_step(tx, step, task, actor, opinion, f"{step.name} 不予许可：{opinion}"):
+    if outcome == "reject" and refuse_step(tx, step, task, leader or actor, opinion, remedy):
         return
     progress(tx, definition, task["id"])
+
+
+def _propose_rejection(
+    tx: Tx, definition: Definition, task: Row, plan: Completion, actor: str, opinion: str, remedy: str | None
+) -> None:
+    """不予许可 by a person (the assignee, or a signer whose signature would decide the task) goes to the
+    leader of the deciding department; the task waits for the decision."""
+    remedy = (remedy or "").strip() or definition.remedy
+    if not remedy:
+        raise InvalidData(f"不予许可 needs the remedy the applicant has (行政复议或者行政诉讼, and where): {NO_REMEDY}")
+    start_work(tx, task, actor)
+    slot = plan.slot if plan.how == "sign" else None
+    if slot is None and task["state"] == "ready":  # the one who refuses holds the task while it waits
+        tx.update_task(task, state="claimed", assignee=actor, claimed_at=tx.now, waiting=LEADER)
+        tx.event("claimed", task=task, actor=actor, from_state="ready", to_state="claimed")
+    else:
+        tx.update_task(task, waiting=LEADER)
+    department = slot.party if slot is not None and slot.kind == "department" else task["department"]
+    propose_refusal(
+        tx,
+        task,
+        actor,
+        "rejected",
+        opinion,
+        remedy,
+        department=department,
+        slot_id=slot.id if slot is not None else None,
+    )
 
 
 def _return_delegation(tx: Tx, task: Row, actor: str, outcome: str, opinion: str) -> None:
@@ -90,7 +134,7 @@ def _return_for_supplement(
     suspend(tx, actor, "supplement", opinion, None)
 
 
-def _sign(tx: Tx, task: Row, slot: Any, actor: str, outcome: str, opinion: str) -> int | None:
+def sign(tx: Tx, task: Row, slot: Any, actor: str, outcome: str, opinion: str) -> int | None:
     """Record one signature. When it decides the task (a refusal by any signer, or the last signature)
     returns the signatures left, for the caller to write with the completion; else None."""
     tx.sign(slot, actor, outcome, opinion)
