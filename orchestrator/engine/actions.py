@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select
 
 from ..store.db import reading
-from ..store.models import Case, Department, Evaluation, Membership, Signoff, Supplement, Task, User
+from ..store.models import Case, Department, Evaluation, Incident, Membership, Signoff, Supplement, Task, User
 from .errors import NotFound
 from .rules import ACTIONS, Situation
 
@@ -77,6 +77,10 @@ class ReadFacts:
 
     def evaluated(self) -> bool:
         return self.conn.execute(select(Evaluation.id).where(Evaluation.case_id == self.case["id"])).first() is not None
+
+    def open_incident(self, task_id: int) -> Any:
+        query = select(Incident.__table__).where(Incident.task_id == task_id, Incident.state == "open")
+        return self.conn.execute(query).first()
 
     def signed_any(self, task_ids: list[int]) -> bool:
         query = select(Signoff.id).where(Signoff.task_id.in_(task_ids), Signoff.signed_at.is_not(None)).limit(1)

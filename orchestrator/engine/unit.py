@@ -47,6 +47,7 @@ from ..store.models import (
     Department,
     Evaluation,
     Event,
+    Incident,
     Membership,
     Notification,
     Signoff,
@@ -296,6 +297,12 @@ class Tx:
         """Whether any of these tasks has a signature already."""
         signed = select(_signoffs.c.id).where(_signoffs.c.task_id.in_(task_ids), _signoffs.c.signed_at.is_not(None))
         return self.conn.execute(signed.limit(1)).first() is not None
+
+    def open_incident(self, task_id: int) -> Any:
+        """The open incident of a task of the locked case (an automatic step whose attempts ran out), if any."""
+        incidents = Incident.__table__
+        query = select(incidents).where(incidents.c.task_id == task_id, incidents.c.state == "open")
+        return self.conn.execute(query).first()
 
     def situation(self, actor: str, task: Row | None = None, member: bool | None = None) -> Situation:
         """The locked case as a permission check sees it (rules.Situation)."""
