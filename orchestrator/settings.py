@@ -200,19 +200,14 @@ def connect_database(settings: Settings) -> Database:
     """The SQLAlchemy engine of the settings' database, with the pool sized for this process."""
     from .store import connect
 
-    options: dict[str, Any] = {}
     url = settings.resolved_database_url
-    if url.startswith("postgres"):
-        options.update(
-            pool_size=settings.pool_size, max_overflow=settings.pool_overflow, pool_timeout=settings.pool_timeout_s
-        )
-    else:
-        options.update(
-            pool_size=settings.pool_size,
-            max_overflow=settings.pool_overflow,
-            pool_timeout=settings.pool_timeout_s,
-            sqlite_synchronous=settings.sqlite_synchronous,
-        )
+    options: dict[str, Any] = {
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.pool_overflow,
+        "pool_timeout": settings.pool_timeout_s,
+    }
+    if not url.startswith("postgres"):
+        options["sqlite_synchronous"] = settings.sqlite_synchronous
     return connect(url, **options)
 
 

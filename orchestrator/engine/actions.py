@@ -6,17 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, select
+from sqlalchemy import Engine as Database
 
 from ..store.db import reading
 from ..store.models import Case, Department, Evaluation, Incident, Membership, Signoff, Supplement, Task, User
 from .errors import NotFound
+from .publish import DefinitionCache
 from .rules import ACTIONS, Situation
-
-if TYPE_CHECKING:
-    from .service import Engine
 
 _cases = Case.__table__
 _tasks = Task.__table__
@@ -88,12 +87,18 @@ class ReadFacts:
 
 
 def available_actions(
-    engine: Engine, user: str, *, task_id: int | None = None, case_id: int | None = None
+    db: Database,
+    definitions: DefinitionCache,
+    now: datetime,
+    user: str,
+    *,
+    task_id: int | None = None,
+    case_id: int | None = None,
 ) -> AvailableActions:
-    """The actions ``user`` may take now on the task (and on its case), or on the case."""
+    """The actions ``user`` may take at ``now`` on the task (and on its case), or on the case."""
     if (task_id is None) == (case_id is None):
         raise ValueError("give exactly one of task_id and case_id")
-    with reading(engine.db) as conn:
+    with reading(db) as conn:
         if task_id is not None:
             case_id = conn.execute(select(_tasks.c.case_id).where(_tasks.c.id == task_id)).scalar()
             if case_id is None:
@@ -106,8 +111,8 @@ def available_actions(
             dict(r)
             for r in conn.execute(select(_tasks).where(_tasks.c.case_id == case_id).order_by(_tasks.c.id)).mappings()
         ]
-        definition = engine.definitions.get(conn, case["definition_key"], case["definition_version"])
-        facts = ReadFacts(conn, case, engine.clock())
+        definition = definitions.get(conn, case["definition_key"], case["definition_version"])
+        facts = ReadFacts(conn, case, now)
         task = next((t for t in tasks if t["id"] == task_id), None)
         situation = Situation(facts, case, tasks, definition, user, task)
         options = [

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from ..calendar import TZ, BusinessCalendar
 from ..definition.limits import Limit
 from ..store.models import Case
+from .actions import AvailableActions, available_actions
 from .commands import acceptance, auto, clock, closing, consent, incidents, people, queue, redo, work
 from .commands.auto import AutoBatch, RunPolicy
 from .commands.clock import SUSPENSION_KINDS
@@ -26,7 +27,6 @@ from .tasks import SYSTEM, Env, parse_limit
 from .unit import Core, KeptCopyStats, Snapshot, database_error, find_case_by_idempotency_key
 
 if TYPE_CHECKING:
-    from .actions import AvailableActions
     from .sla import SweepResult
 
 __all__ = ["EVALUATION_CHANNELS", "EVALUATION_LEVELS", "RECTIFICATION_STEP", "SUSPENSION_KINDS", "SYSTEM", "Engine"]
@@ -93,9 +93,7 @@ class Engine:
     ) -> AvailableActions:
         """The actions ``user`` may take on a task (with its case's) or on a case: exactly the buttons a
         page may show, decided by the same guards the commands check."""
-        from .actions import available_actions
-
-        return available_actions(self, user, task_id=task_id, case_id=case_id)
+        return available_actions(self.db, self.definitions, self.clock(), user, task_id=task_id, case_id=case_id)
 
     # ------------------------------------------------------------------------------------------
     # application and acceptance (综合受理)
