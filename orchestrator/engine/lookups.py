@@ -115,8 +115,11 @@ class Sources:
     @classmethod
     def from_settings(cls, db: Database, settings: Any) -> Sources:
         """``settings.lookup_sources``: name → {"url": …, "timeout_s": …} for an HTTP source."""
+        from ..settings import LookupSourceSetting
+
         configured: dict[str, Source] = {}
-        for name, spec in (getattr(settings, "lookup_sources", None) or {}).items():
+        for name, given in (getattr(settings, "lookup_sources", None) or {}).items():
+            spec = LookupSourceSetting.model_validate(given)  # a flag's dict is not validated by with_overrides
             configured[name] = HttpSource(
                 spec.url, timeout_s=spec.timeout_s or settings.lookup_timeout_s, headers=spec.headers
             )
