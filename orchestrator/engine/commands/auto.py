@@ -30,9 +30,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, text, update
 
-from ...store.models import AutoAttempt, Case, Incident, Task
+from ...store import prepared
+from ...store.models import AutoAttempt, Case, Incident, Task, Timestamp
+from ...store.prepared import Statements
 from ..errors import Conflict, NotAllowed
 from ..progress import RuleFailed, complete, decide_auto, progress, refuse_step, start_work
 from ..rules import CASE_RULES, OPEN_CASE
@@ -50,6 +52,7 @@ _attempts = AutoAttempt.__table__
 _incidents = Incident.__table__
 # the predicate of ix_tasks_auto_ready, verbatim (a partial index is used only when the query repeats it)
 AUTO_READY = text("tasks.state = 'ready' AND tasks.kind = 'auto'")
+CASE_OPEN = text("cases.state IN ('accepted', 'in_progress')")  # rules.OPEN_CASE, literal for the compiled pick
 ERROR_KEPT = 2000  # characters of an error kept with the attempt and the incident
 
 
@@ -108,22 +111,32 @@ def _attempt_due(now: Any) -> Any:
     )
 
 
-def next_auto_task(tx: Tx) -> tuple[int, int, bool] | None:
-    """Lock an open case with a waiting automatic task due for an attempt that no other worker holds;
-    returns (case id, task id, whether the task has an attempt row)."""
+def _pick(lock: bool) -> Any:
     query = (
-        select(_cases.c.id, _tasks.c.id, _attempts.c.task_id.is_not(None))
+        select(_cases.c.id.label("case_id"), _tasks.c.id.label("task_id"), _attempts.c.task_id.label("attempt_of"))
         .select_from(_tasks)
         .join(_cases, _cases.c.id == _tasks.c.case_id)
         .outerjoin(_attempts, _attempts.c.task_id == _tasks.c.id)
-        .where(AUTO_READY, _cases.c.state.in_(sorted(OPEN_CASE)), _attempt_due(tx.now))
+        .where(AUTO_READY, CASE_OPEN, _attempt_due(bindparam("now", type_=Timestamp)))
         .order_by(_tasks.c.id)
         .limit(1)
     )  # a suspended case's automatic task waits for its resumption without blocking the queue
-    if tx.conn.dialect.name == "postgresql":
-        query = query.with_for_update(of=_cases, skip_locked=True)
-    row = tx.conn.execute(query).first()
-    return None if row is None else (row[0], row[1], bool(row[2]))
+    return query.with_for_update(of=_cases, skip_locked=True) if lock else query
+
+
+# compiled once per dialect and run on the driver cursor, as the transaction core's hot path is
+_SQL = Statements({"pick": _pick(lock=False), "pick_locked": _pick(lock=True)})
+
+
+def next_auto_task(tx: Tx) -> tuple[int, int, bool] | None:
+    """Lock an open case with a waiting automatic task due for an attempt that no other worker holds;
+    returns (case id, task id, whether the task has an attempt row)."""
+    name = "pick_locked" if tx.conn.dialect.name == "postgresql" else "pick"  # SQLite: BEGIN IMMEDIATE
+    rows = prepared.fetch(tx.conn, _SQL.get(name, tx.conn.dialect), {"now": tx.now})
+    if not rows:
+        return None
+    row = rows[0]
+    return row["case_id"], row["task_id"], row["attempt_of"] is not None
 
 
 def has_due_task(conn: Connection, now: datetime) -> bool:
