@@ -83,21 +83,23 @@ def settings_for(url: str, **values: object) -> Settings:
     return Settings(home=ROOT, database_url=url, auto_inline=False, **values)
 
 
-def populate(url: str, folder: Path, tasks: int) -> float:
-    """``tasks`` accepted cases each with its 秒批 task waiting; returns the seconds it took."""
+def populate(url: str, folder: Path, tasks: int, jobs: Jobs | None = None) -> float:
+    """``tasks`` accepted cases each with its 秒批 task waiting; returns the seconds it took. ``jobs``:
+    submit through the engine that will decide them (the embedded set-up: the web process and the
+    scheduler share one engine), else through an engine of its own (another process)."""
     db = connect(url)
     upgrade(db)
     published = publish_paths(db, [folder], datetime.now(UTC))
     assert not [p for p in published if p.problems], published
     db.dispose()
-    jobs = Jobs(settings_for(url))
+    submitter = jobs or Jobs(settings_for(url))
     started = time.perf_counter()
     for n in range(tasks):
-        jobs.engine.submit_case(
-            "bench-miaopi", {"id": f"B{n:08d}", "name": "申请人"}, {"age": 60 + n % 40}, ["id_card"]
-        )
+        applicant = {"id": f"B{n:08d}", "name": "申请人"}
+        submitter.engine.submit_case("bench-miaopi", applicant, {"age": 60 + n % 40}, ["id_card"])
     took = time.perf_counter() - started
-    jobs.close()
+    if jobs is None:
+        submitter.close()
     return took
 
 
@@ -131,13 +133,14 @@ def waiting(url: str) -> int:
     return count
 
 
-def in_process(url: str, batch: int) -> tuple[float, int]:
+def in_process(url: str, batch: int, jobs: Jobs | None = None) -> tuple[float, int]:
     """The auto_steps job as the embedded scheduler runs it; (seconds, tasks decided)."""
-    jobs = Jobs(settings_for(url, auto_batch=batch))
+    runner = jobs or Jobs(settings_for(url, auto_batch=batch))
     started = time.perf_counter()
-    result = jobs.auto_steps()
+    result = runner.auto_steps(batch_size=batch)
     took = time.perf_counter() - started
-    jobs.close()
+    if jobs is None:
+        runner.close()
     return took, result.decided
 
 
@@ -268,8 +271,10 @@ def main() -> None:
         folder = definitions(home / "definitions")
 
         url = f"sqlite:///{home / 'embedded.sqlite'}"
-        setup = populate(url, folder, args.tasks)
-        took, decided = in_process(url, args.batch)
+        embedded = Jobs(settings_for(url, auto_batch=args.batch))  # one engine, as in `tongban serve`
+        setup = populate(url, folder, args.tasks, embedded)
+        took, decided = in_process(url, args.batch, embedded)
+        embedded.close()
         assert decided == args.tasks and waiting(url) == 0, (decided, waiting(url))
         figures["auto_jobs_per_s_embedded"] = round(args.tasks / took, 1)
         print(f"embedded, SQLite:      {args.tasks} tasks in {took:.2f} s = {args.tasks / took:.0f}/s "
