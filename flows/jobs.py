@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from orchestrator.calendar import TZ
 from orchestrator.engine.commands.auto import AutoBatch, RunPolicy
@@ -182,11 +183,21 @@ class Jobs:
         with self._lock:
             if self._channels_registered:
                 return
-            with self.engine.db.begin() as conn:
-                for name, enabled in self.channels().items():
-                    outbox.register_channel(
-                        conn, name, now=self.now(), enabled=enabled, max_attempts=self.settings.notify_max_attempts
-                    )
+            for attempt in (1, 2):  # two workers starting together: the second INSERT of a channel conflicts
+                try:
+                    with self.engine.db.begin() as conn:
+                        for name, enabled in self.channels().items():
+                            outbox.register_channel(
+                                conn,
+                                name,
+                                now=self.now(),
+                                enabled=enabled,
+                                max_attempts=self.settings.notify_max_attempts,
+                            )
+                    break
+                except IntegrityError:
+                    if attempt == 2:
+                        raise
             self._channels_registered = True
 
     def notify(self) -> NotifyResult:
