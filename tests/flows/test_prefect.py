@@ -35,7 +35,8 @@ from orchestrator.calendar import TZ, BusinessCalendar
 from orchestrator.engine import Engine, publish_paths
 from orchestrator.engine.lookups import load_records
 from orchestrator.store import connect, upgrade
-from orchestrator.store.db import scratch_postgres, test_server_url
+from orchestrator.store.db import scratch_postgres
+from orchestrator.store.db import test_server_url as postgres_server_url
 
 from ..conftest import DEFINITIONS, FIXTURES, ROOT
 from ..engine.conftest import IN_CI
@@ -115,7 +116,7 @@ def scaled_out(tmp_path_factory) -> Iterator[dict[str, Any]]:
             prefect_db = stack.enter_context(scratch_postgres("prefect_server"))
             tongban_url = stack.enter_context(scratch_postgres("tongban_prefect"))
         except sa.exc.OperationalError as exc:
-            message = f"PostgreSQL is required at {test_server_url()} ({exc.orig})"
+            message = f"PostgreSQL is required at {postgres_server_url()} ({exc.orig})"
             if IN_CI:
                 pytest.fail(message)
             pytest.skip(message)
