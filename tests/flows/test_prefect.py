@@ -12,6 +12,7 @@ deployments are triggered from a subprocess.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -24,7 +25,6 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -43,6 +43,7 @@ from ..engine.conftest import IN_CI
 from ..engine.helpers import AUTO_APPLICANT
 
 SECRET = "a-webhook-secret-long-enough-for-hmac"
+READ_SIDE = importlib.util.find_spec("orchestrator.engine.read") is not None
 BOOT_TIMEOUT = 240
 RUN_TIMEOUT = 600
 PAST = datetime(2026, 3, 2, 10, 0, tzinfo=TZ)  # the cases are made on this clock; the worker runs on the real one
@@ -221,38 +222,38 @@ def _cases(url: str) -> dict[str, Any]:
     return made
 
 
-def test_deploy_a_worker_and_every_flow_on_a_real_prefect_server(scaled_out):
-    environment = scaled_out["env"]
-    made = _cases(scaled_out["url"])
-
+@pytest.fixture(scope="module")
+def worker(scaled_out) -> Iterator[subprocess.Popen]:
+    """The cases of every flow, the deployments registered (paused: the test triggers each run), and
+    one `tongban worker`, stopped by its process id at the end."""
+    environment, home = scaled_out["env"], scaled_out["home"]
+    scaled_out["made"] = _cases(scaled_out["url"])
     deployed = _tongban(environment, "deploy", "--paused")
     assert deployed.returncode == 0, deployed.stderr[-3000:]
     assert "5 deployments in work pool tongban-test" in deployed.stdout
-
-    home: Path = scaled_out["home"]
-    worker = subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", "worker", "--limit", "5", "--name", "test-worker"],
         env=environment,
         stdout=(home / "worker.log").open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    try:
-        names = [
-            ["auto_steps/tongban", {"batch_size": 7}],
-            ["timers/tongban", {}],
-            ["deemed_consent/tongban", {}],
-            ["daily_report/tongban", {"day": "2026-03-02"}],
-        ]
-        first = _trigger(environment, names)
-        assert first["states"] == {name: "COMPLETED" for name, _ in names}, (home / "worker.log").read_text()[-5000:]
-        assert len(first["schedules"]) == 5 and all(n == 1 for n in first["schedules"])  # registered, paused
-        # the notifications those runs raised, delivered by the next run
-        second = _trigger(environment, [["notify/tongban", {}]])
-        assert second["states"] == {"notify/tongban": "COMPLETED"}, (home / "worker.log").read_text()[-5000:]
-        assert worker.poll() is None, "the worker stopped"
-    finally:
-        _stop(worker)
+    yield process
+    _stop(process)
+
+
+def test_every_job_runs_through_a_worker_on_a_real_prefect_server(scaled_out, worker):
+    environment, home, made = scaled_out["env"], scaled_out["home"], scaled_out["made"]
+    names = [
+        ["auto_steps/tongban", {"batch_size": 7}],
+        ["timers/tongban", {}],
+        ["deemed_consent/tongban", {}],
+        ["daily_report/tongban", {"day": "2026-03-02"}],
+    ]
+    runs = _trigger(environment, names)
+    assert runs["states"] == {name: "COMPLETED" for name, _ in names}, (home / "worker.log").read_text()[-5000:]
+    assert len(runs["schedules"]) == 5 and all(n == 1 for n in runs["schedules"])  # registered, paused
+    assert worker.poll() is None, "the worker stopped"
 
     db = connect(scaled_out["url"])
     with db.connect() as conn:
@@ -264,7 +265,7 @@ def test_deploy_a_worker_and_every_flow_on_a_real_prefect_server(scaled_out):
         assert one("SELECT delivery FROM certificates WHERE case_id = :i", i=made["elder"]) == "online"
         actors = set(conn.execute(sa.text("SELECT DISTINCT actor FROM events WHERE case_id = :i AND actor IS NOT NULL"),
                                   {"i": made["elder"]}).scalars())  # fmt: skip
-        assert actors <= {"system", ELDER["id"]}
+        assert actors <= {"system", ELDER["id"]}, "someone but the applicant and the system acted"
         completions = (
             "SELECT t.id, count(e.id) FROM tasks t JOIN events e ON e.task_id = t.id AND e.kind = 'task_completed'"
             " WHERE t.step_id = 'check' AND t.case_id = ANY(:ids) GROUP BY t.id"
@@ -272,20 +273,28 @@ def test_deploy_a_worker_and_every_flow_on_a_real_prefect_server(scaled_out):
         decided = conn.execute(sa.text(completions), {"ids": made["auto"]}).all()
         assert len(decided) == 20 and all(n == 1 for _, n in decided)
         assert one("SELECT state FROM cases WHERE id = :i", i=made["lapsed"]) == "terminated"
-        assert one("SELECT completed_by FROM tasks WHERE case_id = :i AND step_id = 'police'", i=made["consent"]) == (
-            "rule:deemed_consent"
-        )
+        police = "SELECT completed_by FROM tasks WHERE case_id = :i AND step_id = 'police'"
+        assert one(police, i=made["consent"]) == "rule:deemed_consent"
         assert one("SELECT state FROM tasks WHERE case_id = :i AND step_id = 'tax'", i=made["consent"]) == "ready"
-        undelivered = one("SELECT count(*) FROM notifications WHERE delivered_at IS NULL")
-        inbox = one("SELECT count(*) FROM inbox")
     db.dispose()
     assert (home / "reports" / "daily-2026-03-02.csv").is_file()
     assert (home / "reports" / "daily-2026-03-02.html").is_file()
-    assert undelivered == 0
-    assert inbox > 0
+
+
+@pytest.mark.skipif(not READ_SIDE, reason="the notification outbox (orchestrator/engine/read) is not merged yet")
+def test_notifications_are_delivered_through_a_worker_each_once(scaled_out, worker):
+    environment, home = scaled_out["env"], scaled_out["home"]
+    runs = _trigger(environment, [["notify/tongban", {}]])
+    assert runs["states"] == {"notify/tongban": "COMPLETED"}, (home / "worker.log").read_text()[-5000:]
+    db = connect(scaled_out["url"])
+    with db.connect() as conn:
+        sent = conn.execute(sa.text("SELECT id FROM notifications")).scalars().all()
+        undelivered = conn.execute(sa.text("SELECT count(*) FROM notifications WHERE delivered_at IS NULL")).scalar()
+        inbox = conn.execute(sa.text("SELECT count(*) FROM inbox")).scalar()
+    db.dispose()
+    assert sent and undelivered == 0 and inbox > 0
     assert Receiver.refused == [] and Receiver.repeated == []
-    ids = [m["id"] for m in Receiver.accepted]
-    assert len(ids) == len(set(ids)) > 0
+    assert sorted(m["id"] for m in Receiver.accepted) == sorted(sent)
 
 
 def _trigger(environment: dict[str, str], names: list[list[Any]]) -> dict[str, Any]:
