@@ -88,7 +88,7 @@ class AutoBatch:
     decided: int = 0  # tasks decided (approved, refused, or completed to go on)
     failed: int = 0  # attempts that failed (the task waits for its backoff, or became an incident)
     incidents: int = 0  # of which raised an incident
-    lost: int = 0  # leases another worker took over meanwhile (nothing done)
+    lost: int = 0  # another worker got there first: decided or leased the task, took over a lapsed lease
 
     @property
     def attempts(self) -> int:
@@ -153,13 +153,30 @@ def has_due_task(conn: Connection, now: datetime) -> bool:
 
 def run_next_auto(tx: Tx, policy: RunPolicy) -> str | Lease | None:
     """Pick the oldest waiting automatic task no other worker holds and decide it, or lease it for its
-    look-ups. Returns None when there is none, else "decided", "failed", "incident" or a Lease."""
+    look-ups. Returns None when there is none, else "decided", "failed", "incident", "lost" (another
+    worker got there first) or a Lease."""
     picked = next_auto_task(tx)
     if picked is None:
         return None
     case_id, task_id, has_attempt = picked
     tx.lock_case(case_id)  # already ours (FOR UPDATE / BEGIN IMMEDIATE): this bumps the revision
-    return _start(tx, tx.task(task_id), policy, has_attempt)
+    task = tx.task(task_id)
+    if tx.conn.dialect.name == "postgresql":
+        # READ COMMITTED re-checks only the locked case row: the task and its attempt row are as the pick's
+        # statement first saw them, and another worker may have decided or leased the task since
+        attempt = _attempt(tx, task_id)
+        if task["state"] != "ready" or task["kind"] != "auto" or tx.case["state"] not in OPEN_CASE:
+            return "lost"
+        if attempt is not None and not _due(attempt, tx.now):
+            return "lost"
+        has_attempt = attempt is not None
+    return _start(tx, task, policy, has_attempt)
+
+
+def _due(attempt: Any, now: datetime) -> bool:
+    """The same test as ``_attempt_due``, on a row read under the case lock."""
+    leased = attempt.lease_until is not None and attempt.lease_until > now
+    return attempt.state == "waiting" and attempt.next_attempt_at <= now and not leased
 
 
 def _start(tx: Tx, task: Row, policy: RunPolicy, has_attempt: bool) -> str | Lease:
