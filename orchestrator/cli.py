@@ -777,5 +777,12 @@ def _beside(file: Path, name: str) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+# what runs by itself (tongban run-jobs, deploy, worker, incidents, report, lookups); flows/cli.py imports
+# only click at load time
+from flows.cli import commands as _flow_commands  # noqa: E402
+
+for _command in _flow_commands():
+    main.add_command(_command)
+
 if __name__ == "__main__":
     main()

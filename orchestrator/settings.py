@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -29,6 +29,21 @@ NO_CALENDAR = "none"  # TONGBAN_CALENDAR_FILE=none: the library's holiday data o
 
 class SettingsError(ValueError):
     """A setting that cannot work; the message names the variable and what to set it to."""
+
+
+class LookupSourceSetting(BaseModel):
+    """A shared-data source reached over HTTP (engine/lookups.py HttpSource)."""
+
+    url: str = Field(description="GET address with {key} (and optionally {source}) put in, e.g. http://dsp/hukou/{key}")
+    timeout_s: float | None = Field(None, gt=0, description="default: lookup_timeout_s")
+    headers: dict[str, str] | None = Field(None, description="sent with every request (an API key, say)")
+
+
+class WebhookSetting(BaseModel):
+    """A department's webhook (an SMS gateway, 政务 IM): JSON, signed with HMAC-SHA256 (flows/channels.py)."""
+
+    url: str
+    secret: SecretStr = Field(description="shared with the receiver, which checks every signature")
 
 
 class Settings(BaseSettings):
@@ -57,6 +72,58 @@ class Settings(BaseSettings):
         description="the time a department's leader has to confirm or send back a proposed refusal "
         "(不予审批报告制), e.g. 1d, 4h; the SLA sweep watches it",
     )
+
+    # what runs by itself (flows/): the embedded scheduler, `tongban run-jobs`, the Prefect deployments
+    auto_steps_interval_s: float = Field(5.0, gt=0, description="how often waiting automatic steps are run")
+    auto_batch: int = Field(200, ge=1, le=100_000, description="automatic tasks one batch (one Prefect task) decides")
+    auto_max_attempts: int = Field(
+        5, ge=1, le=100, description="failed attempts before an automatic step is an incident"
+    )
+    auto_backoff_s: float = Field(30.0, ge=0, description="wait after a failed attempt, doubled after each further one")
+    auto_backoff_cap_s: float = Field(3600.0, ge=0, description="the longest wait between two attempts")
+    auto_lease_s: float = Field(120.0, gt=0, description="how long a worker fetching shared data holds a task")
+    lookup_sources: dict[str, LookupSourceSetting] = Field(
+        default_factory=dict,
+        description='shared-data sources over HTTP, JSON: {"hukou": {"url": "http://dsp.example/hukou/{key}"}}; '
+        "a source not named here reads the local table shared_data",
+    )
+    lookup_timeout_s: float = Field(5.0, gt=0, description="how long a shared-data look-up may take")
+    timers_interval_s: float = Field(60.0, gt=0, description="how often the 容缺 timer and the SLA sweep run")
+    deemed_consent_interval_s: float = Field(300.0, gt=0, description="how often 逾期视为同意 is applied")
+    notify_interval_s: float = Field(10.0, gt=0, description="how often the notification outbox is delivered")
+    notify_batch: int = Field(100, ge=1, le=10_000, description="notifications one channel claims at a time")
+    notify_max_attempts: int = Field(
+        8, ge=1, le=100, description="failed deliveries before one is given up (stays visible)"
+    )
+    notify_backoff_s: float = Field(30.0, ge=0, description="wait after a failed delivery, doubled after each")
+    notify_lease_s: float = Field(300.0, gt=0, description="how long a worker holds the notifications it claimed")
+    notify_email: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='e-mail addresses per department code, JSON: {"scjg": ["banjian@scjg.example"], "*": [...]}; '
+        '"*" serves departments not listed',
+    )
+    notify_webhooks: dict[str, WebhookSetting] = Field(
+        default_factory=dict,
+        description='signed JSON webhooks per department code, JSON: {"scjg": {"url": "https://…", "secret": "…"}}; '
+        '"*" serves departments not listed (and notices to applicants)',
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, description="how long a webhook delivery may take")
+    smtp_host: str | None = Field(None, description="the SMTP server for e-mail notices; unset: no e-mail")
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_security: Literal["none", "starttls", "ssl"] = Field("none", description="starttls (587) or ssl (465)")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_sender: str = Field("tongban@localhost", description="the From address of e-mail notices")
+    smtp_timeout_s: float = Field(10.0, gt=0)
+    daily_report_at: str = Field(
+        "00:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="when the day before is reported (Asia/Shanghai)"
+    )
+    reports_dir: str = Field("reports", description="where daily reports (CSV and HTML) are written")
+    prefect_work_pool: str = Field("tongban", description="the Prefect work pool the deployments and workers use")
+    prefect_shift_s: float = Field(
+        60.0, ge=10, description="a periodic flow run polls this long; its deployment is scheduled at this interval"
+    )
+    prefect_auto_runs: int = Field(2, ge=1, le=100, description="auto_steps flow runs at once (queue consumers)")
 
     @field_validator("sqlite_synchronous", mode="before")
     @classmethod

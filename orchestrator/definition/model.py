@@ -190,6 +190,11 @@ class AcceptanceStep(_Step):
     """综合受理: the window checks materials, accepts (容缺 where allowed) or refuses."""
 
     kind: Literal["acceptance"]
+    auto_accept: bool = Field(
+        False,
+        description="网上申报自动受理: an application with every required material is accepted by the system "
+        "when it arrives; any other goes to the window",
+    )
 
 
 class SurveyStep(_Step):
@@ -203,6 +208,11 @@ class ApprovalStep(_Step):
     """One department's review, optionally through sign-off levels or a countersign."""
 
     kind: Literal["approval"]
+    deemed_consent: bool = Field(
+        False,
+        description="逾期视为同意: a department that has not answered by the step's limit is deemed to consent; "
+        "the step completes as approved by the rule (local law only; needs a limit)",
+    )
     review_chain: list[str] = Field(default_factory=list, description="e.g. [承办, 审核, 批准]")
     sign: Literal["all", "any"] | None = Field(None, description="会签 (all) or 或签 (any) among signers")
     signers: list[Ident] = Field(default_factory=list, description="roles that countersign")
@@ -218,10 +228,23 @@ class ApprovalStep(_Step):
         return self
 
 
+class Lookup(_Spec):
+    """A shared-data look-up (数据共享) an automatic step makes before its rule decides: the record of
+    ``source`` for the value of form field ``key``; each field in ``fill`` takes the record's value of
+    the same name (a record not found leaves them as they are)."""
+
+    source: Ident = Field(description="a shared-data source the operator configures (TONGBAN_LOOKUP_SOURCES)")
+    key: Ident = Field(description="the form field whose value is looked up, e.g. id_number")
+    fill: list[Ident] = Field(min_length=1, description="form fields set from the record, e.g. [hukou_local]")
+
+
 class AutoStep(_Step):
     """No human in the loop (秒批, shared-data lookup): the rule decides."""
 
     kind: Literal["auto"]
+    lookups: list[Lookup] = Field(
+        default_factory=list, description="shared-data look-ups made before the rule (a worker runs the step)"
+    )
     rule: ExpressionField
     result_field: Ident | None = Field(None, description="bool form field that receives the result")
     on_false: Literal["reject", "continue"] = "reject"
@@ -233,6 +256,11 @@ class IssueStep(_Step):
     kind: Literal["issue"]
     certificates: list[Certificate] = Field(default_factory=list)
     delivery: list[Literal["window", "mail", "online"]] = Field(default_factory=lambda: ["window"])
+    auto_issue: bool = Field(
+        False,
+        description="在线签发电子证照: the system issues the certificates electronically (delivery online) when the "
+        "step is reached, unless 容缺 materials are still owed",
+    )
 
 
 class NotifyStep(_Step):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,8 @@ def _model_at(loc: Loc, data: Any, m: Any) -> Any:
     if head == "steps" and len(parents) >= 2 and isinstance(parents[1], int):
         if len(parents) >= 4 and parents[-2] == "certificates":
             return m.Certificate
+        if len(parents) >= 4 and parents[-2] == "lookups":
+            return m.Lookup
         try:
             kind = data["steps"][parents[1]].get("kind")
         except (KeyError, IndexError, TypeError, AttributeError):
@@ -446,6 +448,19 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
                     (*loc, "result_field"),
                     f"step {step.id!r}: result_field {step.result_field!r} must be a bool field, not {target.type}",
                 )
+        if step.kind == "auto":
+            _check_lookups(step, loc, form_names, at)
+        if step.kind == "approval" and step.deemed_consent and step.limit is None:
+            at(
+                (*loc, "deemed_consent"),
+                f"step {step.id!r}: deemed_consent (逾期视为同意) needs a limit: the department is deemed to consent "
+                "when the limit has passed",
+            )
+        if step.kind == "issue" and step.auto_issue and "online" not in step.delivery:
+            at(
+                (*loc, "auto_issue"),
+                f"step {step.id!r}: auto_issue issues e-certificates online; add online to its delivery",
+            )
         if step.kind == "issue":
             later = sorted(graph.successors(step.id), key=first_index.__getitem__) if step.id in graph else []
             if later:
@@ -500,6 +515,34 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
             key="remedy" in data,
         )
     return problems
+
+
+def _check_lookups(step: Any, loc: Loc, form_names: set[str], at: Callable[..., None]) -> None:
+    """A look-up names a form field to look up by and the form fields it fills, each once in the step."""
+    filled: dict[str, int] = {}
+    for index, lookup in enumerate(step.lookups):
+        where = (*loc, "lookups", index)
+        if lookup.key not in form_names:
+            at(
+                (*where, "key"),
+                f"step {step.id!r}: look-up key {lookup.key!r} is no form field{did_you_mean(lookup.key, form_names)}",
+            )
+        for position, name in enumerate(lookup.fill):
+            if name not in form_names:
+                at(
+                    (*where, "fill", position),
+                    f"step {step.id!r}: look-up fills {name!r}, which is no form field{did_you_mean(name, form_names)}",
+                )
+            elif name == lookup.key:
+                at((*where, "fill", position), f"step {step.id!r}: a look-up cannot fill its own key {name!r}")
+            elif name in filled:
+                at(
+                    (*where, "fill", position),
+                    f"step {step.id!r}: {name!r} is filled by look-up {filled[name] + 1} already; "
+                    "one field takes one source",
+                )
+            else:
+                filled[name] = index
 
 
 def _type_mismatch(expression: Any, fields: Mapping[str, FormField]) -> str | None:

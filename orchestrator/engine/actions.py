@@ -17,6 +17,7 @@ from ..store.models import (
     Department,
     Evaluation,
     Extension,
+    Incident,
     Membership,
     NegativeReport,
     Signoff,
@@ -93,6 +94,10 @@ class ReadFacts:
 
     def evaluated(self) -> bool:
         return self.conn.execute(select(Evaluation.id).where(Evaluation.case_id == self.case["id"])).first() is not None
+
+    def open_incident(self, task_id: int) -> Any:
+        query = select(Incident.__table__).where(Incident.task_id == task_id, Incident.state == "open")
+        return self.conn.execute(query).first()
 
     def signed_any(self, task_ids: list[int]) -> bool:
         query = select(Signoff.id).where(Signoff.task_id.in_(task_ids), Signoff.signed_at.is_not(None)).limit(1)

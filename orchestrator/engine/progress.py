@@ -4,9 +4,11 @@ themselves (秒批 rules, notices), finishing a case, and the one way a confirme
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from ..definition.model import Definition, Step
+from ..store import prepared
 from . import dag
 from .refusals import cancel_pending, propose_refusal
 from .rules import LEADER, NEGATIVE_REPORT_STEP, TASK_OPEN
@@ -27,10 +29,13 @@ def progress(tx: Tx, definition: Definition, created_by: int | None) -> None:
             step = definition.steps_by_id[move.step_id]
             new = new_task(tx.env, case, step, move.state, tx.now, created_by, definition=definition)
             new.reason = move.reason
-            if move.state == "ready" and step.kind == "auto" and tx.env.auto_inline:
-                decide_auto(step, new.row, form, tx.now)
+            if move.state == "ready" and step.kind == "auto" and tx.env.auto_inline and not step.lookups:
+                with contextlib.suppress(RuleFailed):  # left waiting: a worker retries it (commands/auto.py)
+                    decide_auto(step, new.row, form, tx.now)
             elif move.state == "ready" and step.kind == "notify":
                 send_notice(tx, step, new.row)
+            elif move.state == "ready" and step.kind == "issue" and step.auto_issue and not case["deferred"]:
+                issue_online(tx, step, new.row, [n.row for n in made])
             made.append(new)
             states[step.id] = step_state(new.row)
         if not any(n.row["state"] == "completed" for n in made[len(made) - len(moves) :]):
@@ -62,20 +67,28 @@ def _record_new_task(tx: Tx, step: Step, new: NewTask) -> None:
         data: dict[str, Any] | None = {"reason": new.reason}
     else:
         data = {"outcome": row["outcome"]} if row["outcome"] else None
-    actor = SYSTEM if row["kind"] == "auto" and row["state"] == "completed" else None
+    actor = SYSTEM if row["kind"] in ("auto", "issue") and row["state"] == "completed" else None
     tx.event(f"task_{row['state']}", task=row, to_state=row["state"], actor=actor, data=data)
     if row["state"] == "ready":
         tx.notify("task_ready", f"新待办：{tx.case['number']} {row['name']}", task=row, department=row["department"])
 
 
-def decide_auto(step: Any, row: Row, form: dict[str, Any], now: Any) -> None:
-    """秒批: the rule decides; the result may be written into a form field for later `when`s. A refusal
-    is not final: the task stays claimed by the system, waiting for the leader (不予审批报告制)."""
+class RuleFailed(Exception):
+    """An automatic step's rule could not be evaluated (a field it reads is empty, text compared with a
+    number …): no decision. The task waits; the runner retries it and raises an incident in the end."""
+
+
+def evaluate_rule(step: Any, form: dict[str, Any]) -> bool:
     try:
-        passed = bool(step.rule.evaluate(form))
-        note = None
+        return bool(step.rule.evaluate(form))
     except Exception as exc:
-        passed, note = False, str(exc)
+        raise RuleFailed(f"rule {step.rule.source!r} cannot be decided: {exc}") from exc
+
+
+def decide_auto(step: Any, row: Row, form: dict[str, Any], now: Any) -> None:
+    """秒批: the rule decides; the result may be written into a form field for later `when`s. Raises
+    RuleFailed, having changed nothing, when the rule cannot be evaluated."""
+    passed = evaluate_rule(step, form)
     if step.result_field:
         form[step.result_field] = passed
     if passed:
@@ -83,8 +96,8 @@ def decide_auto(step: Any, row: Row, form: dict[str, Any], now: Any) -> None:
     elif step.on_false == "continue":
         outcome, opinion = None, "规则不满足，转人工办理"
     else:
-        opinion = "规则不满足，不予通过" + (f"（{note}）" if note else "")
-        row.update(state="claimed", assignee=SYSTEM, claimed_at=now, opinion=opinion, waiting=LEADER)
+        # a refusal is not final: the task stays claimed by the system, waiting for the leader (不予审批报告制)
+        row.update(state="claimed", assignee=SYSTEM, claimed_at=now, opinion="规则不满足，不予通过", waiting=LEADER)
         return
     row.update(
         state="completed",
@@ -111,6 +124,48 @@ def send_notice(tx: Tx, step: Any, row: Row) -> None:
         state="completed",
         outcome="approve",
         opinion=message,
+        completed_at=tx.now,
+        completed_by=SYSTEM,
+        assignee=SYSTEM,
+        sla_state=None,
+    )
+
+
+def issue_online(tx: Tx, step: Any, row: Row, made: list[Row]) -> None:
+    """在线签发电子证照 (``auto_issue``): the step's e-certificates are issued online by the system and the
+    step completes; as for a person's 出件, a certificate goes out only if its issuer approved its own
+    step in this case."""
+    approved = {
+        t["department"]
+        for t in [*tx.tasks(), *made]
+        if t["state"] == "completed" and t["outcome"] == "approve" and not t["superseded"] and t["kind"] != "acceptance"
+    }
+    number = tx.case["number"]
+    certificates = [
+        {
+            "case_id": tx.case["id"],
+            "key": c.key,
+            "name": c.name,
+            "issuer": c.issuer,
+            "number": f"{number}-{c.key}".upper(),
+            "electronic": True,
+            "delivery": "online",
+            "tracking_number": None,
+            "issued_at": tx.now,
+        }
+        for c in step.certificates
+        if c.issuer in approved
+    ]
+    if certificates:
+        prepared.execute_many(tx.conn, tx.sql("insert_certificates"), certificates)
+    numbers = [c["number"] for c in certificates]
+    tx.event("certificates_issued", task=row, actor=SYSTEM, data={"numbers": numbers, "delivery": "online"})
+    if numbers:
+        tx.tell_applicant("certificates_issued", f"您的办件 {number} 的电子证照已签发：{'、'.join(numbers)}")
+    row.update(
+        state="completed",
+        outcome="approve",
+        opinion=f"在线签发电子证照：{len(numbers)} 件",
         completed_at=tx.now,
         completed_by=SYSTEM,
         assignee=SYSTEM,

@@ -122,6 +122,7 @@ class Facts(Protocol):
     def returns_made(self) -> int: ...
     def extensions(self) -> list[Any]: ...
     def due(self, start: datetime, limit: Limit) -> datetime: ...
+    def open_incident(self, task_id: int) -> Any: ...
     @property
     def now(self) -> datetime: ...
 
@@ -846,6 +847,59 @@ def _tz() -> Any:
 
 
 # ------------------------------------------------------------------------------------------------
+# what runs by itself: incidents of automatic steps, 逾期视为同意
+
+DEEMED_CONSENT = "rule:deemed_consent"  # the actor recorded when 逾期视为同意 completes a step
+
+
+def _incident(s: Situation, what: str) -> str | None:
+    """A supervisor acting on an automatic task whose attempts ran out (commands/incidents.py)."""
+    task = s.task
+    assert task is not None
+
+    def supervisor() -> str | None:
+        role = s.facts.supervisor_role(task["department"])
+        if role is not None and s.is_member(task["department"], role):
+            return None
+        return f"only the supervisor ({role}) of {task['department']} may {what}"
+
+    return _first(
+        lambda: _case_rule(s, "work"),
+        lambda: _task_rule(s, "complete"),
+        lambda: None if task["kind"] == "auto" else f"task {task['id']} is no automatic step",
+        lambda: None if s.facts.open_incident(task["id"]) else f"task {task['id']} has no open incident",
+        supervisor,
+    )
+
+
+def _deemed_consent(s: Situation) -> str | None:
+    task = s.task
+    assert task is not None
+    step = s.definition.steps_by_id.get(task["step_id"])
+
+    def enabled() -> str | None:
+        if getattr(step, "deemed_consent", False):
+            return None
+        return f"step {task['step_id']} does not deem a silent department to consent (no deemed_consent)"
+
+    def overdue() -> str | None:
+        due = task["due_at"]
+        if due is not None and due <= s.facts.now:
+            return None
+        shown = f" (due {due.astimezone(_tz()):%Y-%m-%d %H:%M})" if due is not None else ""
+        return f"task {task['id']} is not past its limit{shown}"
+
+    return _first(
+        lambda: None if s.actor == DEEMED_CONSENT else f"only the rule {DEEMED_CONSENT} (逾期视为同意) completes it so",
+        lambda: _case_rule(s, "work"),
+        lambda: _task_rule(s, "complete"),
+        enabled,
+        lambda: f"task {task['id']} waits for the applicant's 补正 materials" if task["waiting"] else None,
+        overdue,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
 # the table
 
 WINDOW = "a member of the entry step's department (the window)"
@@ -883,5 +937,11 @@ _ACTIONS = [
     # task: a refusal report (不予审批报告制), for the leader of the deciding department
     Action("confirm_refusal", "确认不予决定", "task", LEADER_NOT_PROPOSER, _decide_refusal("confirm_refusal")),
     Action("send_back_refusal", "退回重新决定", "task", LEADER_NOT_PROPOSER, _decide_refusal("send_back_refusal")),
+    # automatic steps whose attempts ran out; 逾期视为同意
+    Action("retry_incident", "重试自动步骤", "task", "the department's supervisor", lambda s: _incident(s, "retry it")),
+    Action(
+        "hand_over", "转人工办理", "task", "the department's supervisor", lambda s: _incident(s, "hand it to a person")
+    ),
+    Action("deemed_consent", "逾期视为同意", "task", f"the rule ({DEEMED_CONSENT}), past the limit", _deemed_consent),
 ]
 ACTIONS: dict[str, Action] = {a.name: a for a in _ACTIONS}

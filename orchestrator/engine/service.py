@@ -15,10 +15,12 @@ from ..calendar import TZ, BusinessCalendar
 from ..definition.limits import Limit
 from ..store.models import Case
 from .actions import AvailableActions, available_actions
-from .commands import acceptance, auto, clock, closing, people, queue, redo, report, work
+from .commands import acceptance, auto, clock, closing, consent, incidents, people, queue, redo, report, work
+from .commands.auto import AutoBatch, RunPolicy
 from .commands.clock import SUSPENSION_KINDS
 from .commands.closing import EVALUATION_CHANNELS, EVALUATION_LEVELS
-from .errors import InvalidData
+from .errors import Conflict, InvalidData, NotAllowed
+from .lookups import Sources
 from .publish import DefinitionCache
 from .rules import CASE_RULES, RECTIFICATION_STEP
 from .tasks import SYSTEM, Env, parse_limit
@@ -365,25 +367,64 @@ class Engine:
         return self.core.run(closing.urge, actor, message, task_id, case_id, level, limit)
 
     # ------------------------------------------------------------------------------------------
-    # automatic steps
+    # automatic steps, incidents, 逾期视为同意 (commands/auto.py, incidents.py, consent.py)
 
-    def run_auto_tasks(self, limit: int = 100) -> int:
-        """The in-process runner for `auto` steps left for workers (auto_inline=False). Returns how many ran.
+    def run_auto_batch(
+        self, limit: int = 100, *, sources: Sources | None = None, policy: RunPolicy | None = None
+    ) -> AutoBatch:
+        """Up to ``limit`` attempts at waiting `auto` tasks, oldest first, each decided (or counted as a
+        failed attempt, with backoff, an incident after the last) in a transaction of its own. On
+        PostgreSQL the case is picked with ``FOR UPDATE SKIP LOCKED``, so several workers share the queue
+        without two deciding the same task. ``sources``: the shared-data sources (default: the local table)."""
+        return auto.run_batch(self.core, limit, sources or Sources(self.db), policy or RunPolicy())
 
-        Each is picked and decided in one transaction; on PostgreSQL the case is picked with ``FOR UPDATE
-        SKIP LOCKED``, so several workers share the queue without two deciding the same task.
-        """
-        done = 0
-        while done < limit and self.core.run(auto.run_next_auto):
-            done += 1
+    def run_auto_tasks(
+        self, limit: int = 100, *, sources: Sources | None = None, policy: RunPolicy | None = None
+    ) -> int:
+        """``run_auto_batch``; returns how many tasks were decided."""
+        return self.run_auto_batch(limit, sources=sources, policy=policy).decided
+
+    def run_auto_task(self, task_id: int, *, sources: Sources | None = None, policy: RunPolicy | None = None) -> str:
+        """Decide one waiting `auto` task (its backoff does not apply). Returns "decided", "failed" or
+        "incident"; Conflict if it is no waiting auto task, NotAllowed if it is an open incident."""
+        return auto.run_one(self.core, task_id, sources or Sources(self.db), policy or RunPolicy())
+
+    def retry_incident(self, task_id: int, actor: str, note: str = "") -> None:
+        """The department's supervisor has an automatic step whose attempts ran out tried again."""
+        self.core.run(incidents.retry_incident, task_id, actor, note)
+
+    def hand_over(self, task_id: int, actor: str, note: str = "") -> None:
+        """The department's supervisor hands an automatic step whose attempts ran out to a person: it
+        becomes a manual approval task in the department's queue."""
+        self.core.run(incidents.hand_over, task_id, actor, note)
+
+    def open_incidents(self, department: str | None = None) -> list[incidents.IncidentView]:
+        from ..store.db import reading
+
+        with reading(self.db) as conn:
+            return incidents.open_incidents(conn, department)
+
+    def close_stale_incidents(self) -> int:
+        """Close the incidents of tasks no longer waiting (their case closed meanwhile). Returns how many."""
+        with self.db.begin() as conn:
+            return incidents.close_stale(conn, self.clock())
+
+    def deem_consent_overdue(self) -> list[int]:
+        """逾期视为同意: every open task past its limit whose step deems silence consent is completed as
+        approved by the rule, each in a transaction of its own. Returns their ids."""
+        from ..store.db import reading
+
+        with reading(self.db) as conn:
+            candidates = consent.overdue_candidates(conn, self.definitions, self.clock())
+        done = []
+        for task_id in candidates:
+            try:
+                self.core.run(consent.deem_consent, task_id)
+            except (NotAllowed, Conflict):  # a person answered, or the case stopped, in the meantime
+                continue
+            done.append(task_id)
         return done
-
-    def run_auto_task(self, task_id: int) -> None:
-        """Decide one waiting `auto` task (what a Prefect worker calls)."""
-        self.core.run(auto.run_auto_task, task_id)
 
 
 def _is_integrity_error(exc: BaseException) -> bool:
-    from .errors import Conflict
-
     return isinstance(exc, IntegrityError | Conflict) or isinstance(exc.__cause__, IntegrityError)

@@ -48,6 +48,7 @@ from ..store.models import (
     Evaluation,
     Event,
     Extension,
+    Incident,
     Membership,
     NegativeReport,
     Notification,
@@ -326,6 +327,12 @@ class Tx:
     def due(self, start: datetime, limit: Limit) -> datetime:
         """The end of a limit counted from ``start`` on the business calendar."""
         return self.env.deadlines.of(start, limit, 0.25)[0]  # type: ignore[return-value]
+
+    def open_incident(self, task_id: int) -> Any:
+        """The open incident of a task of the locked case (an automatic step whose attempts ran out), if any."""
+        incidents = Incident.__table__
+        query = select(incidents).where(incidents.c.task_id == task_id, incidents.c.state == "open")
+        return self.conn.execute(query).first()
 
     def situation(self, actor: str, task: Row | None = None, member: bool | None = None) -> Situation:
         """The locked case as a permission check sees it (rules.Situation)."""

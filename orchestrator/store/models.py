@@ -92,6 +92,9 @@ CLAIMED_FILTER = text("state = 'claimed'")
 AUTO_READY_FILTER = text("state = 'ready' AND kind = 'auto'")
 CASE_OPEN_FILTER = text("state IN ('accepted', 'in_progress')")
 DEFERRED_FILTER = text("deferred_due_at IS NOT NULL")
+AUTO_READY_FILTER = text("state = 'ready' AND kind = 'auto'")
+INCIDENT_OPEN_FILTER = text("state = 'open'")
+UNREAD_FILTER = text("read_at IS NULL")
 
 
 class Base(DeclarativeBase):
@@ -491,3 +494,87 @@ def hand_edit_triggers(dialect: str) -> list[str]:
 def _create_hand_edit_triggers(_metadata: Any, connection: Any, **_: Any) -> None:
     for statement in hand_edit_triggers(connection.dialect.name):
         connection.exec_driver_sql(statement)
+
+
+class AutoAttempt(Base):
+    """An automatic task a worker has tried and not decided yet (commands/auto.py): the failed attempts,
+    when the next may start (backoff), the lease of a worker fetching its shared data, the last error.
+    ``state`` is ``waiting`` or ``incident`` (the attempts ran out: no worker picks it until a supervisor
+    retries it or hands it to a person). The row goes when the task is decided or handed over."""
+
+    __tablename__ = "auto_attempts"
+
+    task_id: Mapped[int] = mapped_column(Id, ForeignKey("tasks.id"), primary_key=True, autoincrement=False)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    state: Mapped[str] = mapped_column(String(12))  # waiting | incident
+    attempts: Mapped[int] = mapped_column(default=0)  # failed attempts since the last (re)start
+    next_attempt_at: Mapped[datetime]
+    lease_token: Mapped[str | None] = mapped_column(String(40))
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Incident(Base):
+    """An automatic step whose rule raised, or whose shared-data look-up failed, on every attempt: the
+    task waits; the department's supervisor retries it or hands it to a person (commands/incidents.py)."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index(
+            "ix_incidents_open",
+            "department",
+            "raised_at",
+            sqlite_where=INCIDENT_OPEN_FILTER,
+            postgresql_where=INCIDENT_OPEN_FILTER,
+        ),
+        Index("ix_incidents_task", "task_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    step_id: Mapped[str] = mapped_column(String(64))
+    department: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(12))  # rule | lookup
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int]
+    state: Mapped[str] = mapped_column(String(12))  # open | retried | handed_over | closed
+    raised_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class SharedRecord(Base):
+    """The local shared-data table (共享数据): one record per source and key, the default source of the
+    look-ups automatic steps make (engine/lookups.py); loaded by the operator (``tongban lookups load``)."""
+
+    __tablename__ = "shared_data"
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    data: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class InboxMessage(Base):
+    """站内信: a notification delivered to one person's in-app inbox (a department's or a role's notice to
+    each of its members), once per notification and person."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "user_id"),
+        Index("ix_inbox_user", "user_id", "id"),
+        Index("ix_inbox_unread", "user_id", sqlite_where=UNREAD_FILTER, postgresql_where=UNREAD_FILTER),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"))
+    user_id: Mapped[str] = mapped_column(String(64))  # staff user id or the applicant's id
+    case_id: Mapped[int | None]
+    task_id: Mapped[int | None]
+    kind: Mapped[str] = mapped_column(String(24))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]  # when the notification was raised
+    delivered_at: Mapped[datetime]
+    read_at: Mapped[datetime | None]

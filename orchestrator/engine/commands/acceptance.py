@@ -21,7 +21,7 @@ from ..forms import check_form, check_materials, missing_materials
 from ..progress import cancel_open, complete, progress
 from ..refusals import propose_refusal
 from ..rules import CASE_RULES, INTAKE_NOTICE_LIMIT, LEADER, TASK_OPEN, require
-from ..tasks import Row, new_task, parse_limit
+from ..tasks import SYSTEM, Row, new_task, parse_limit
 from ..unit import Tx, find_case_by_idempotency_key
 
 
@@ -69,6 +69,9 @@ def submit_case(
     )
     tx.event("submitted", actor=applicant["id"], to_state="submitted", data={"definition_version": version})
     open_acceptance(tx, definition, f"新申请待受理：{tx.case['number']}")
+    if definition.entry.auto_accept and not missing_materials(definition, supplied):
+        CASE_RULES["accept"].check(tx.case["state"], f"case {tx.case['number']}")
+        accept(tx, definition, SYSTEM, (), None, "网上申报材料齐全，系统自动受理")
     return case_id
 
 
@@ -89,9 +92,21 @@ def accept_case(
     tx: Tx, case_id: int, actor: str, deferred: Sequence[str], deferred_limit: str | None, opinion: str | None
 ) -> None:
     """受理. Missing deferrable materials may be accepted with a supply deadline (容缺受理)."""
-    case = tx.lock_case(case_id)
+    tx.lock_case(case_id)
     require("accept", tx.situation(actor))
-    definition = tx.definition()
+    accept(tx, tx.definition(), actor, deferred, deferred_limit, opinion)
+
+
+def accept(
+    tx: Tx,
+    definition: Definition,
+    actor: str,
+    deferred: Sequence[str],
+    deferred_limit: str | None,
+    opinion: str | None,
+) -> None:
+    """受理 of the locked case, its rule checked: by the window, or by the system (``auto_accept``)."""
+    case = tx.case
     entry = _entry(tx, definition)
     assert entry is not None
     received = entry["ready_at"]
