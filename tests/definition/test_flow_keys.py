@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from orchestrator.definition import load_definition
 
-from .test_validator import HEAD, at, problems
+from .test_validator import HEAD, TAIL, at, problems
 
 LOOKUP_HEAD = HEAD.replace(
     "steps:\n",
@@ -78,6 +78,7 @@ def test_the_keys_are_off_unless_a_step_says_so(departments):
         "- {id: licence, kind: approval, name: 执照, department: scjg, after: [accept], limit: 4h}\n"
         "- {id: robot, kind: auto, name: 秒批, department: scjg, after: [licence], rule: needs_seal}\n"
         "- {id: issue, kind: issue, name: 出件, department: zwfw, after: [robot], limit: 1h, delivery: [online]}\n"
+        + TAIL
     )
     definition = load_definition("t.yaml", departments, text=text)
     steps = definition.steps_by_id

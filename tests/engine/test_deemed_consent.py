@@ -58,7 +58,7 @@ def test_a_claimed_task_is_deemed_to_consent_and_its_holder_told(engine, clock, 
 
 
 def test_a_suspended_case_is_not_deemed_to_consent(engine, clock, case_id):
-    engine.suspend_case(case_id, "gaj1", "expert_review", "需专家论证")
+    engine.suspend_case(case_id, "gaj1", "expert_review", "需专家论证", "5d")
     clock.set(at(5, 9, 0))
     assert engine.deem_consent_overdue() == []
     assert case_row(engine, case_id)["state"] == "suspended"
