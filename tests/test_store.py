@@ -118,7 +118,7 @@ def test_a_database_with_cases_upgrades_from_0003(tmp_path):
         assert conn.exec_driver_sql("SELECT number, revision FROM cases").all() == [("TB-OLD-1", 1)]
         assert conn.exec_driver_sql("SELECT count(*) FROM tasks WHERE case_id = ?", (case_id,)).scalar() == 1
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-    assert current(db) == "0006"
+    assert current(db) == "0007"
     db.dispose()
 
 

@@ -544,6 +544,8 @@ class Engine:
             "superseded": False,
             "signoffs_open": _open_count(step, slots),
             "version": 1,
+            "work_minutes": None,
+            "paused_minutes": 0,
             "_slots": slots,
         }
 
@@ -1337,6 +1339,7 @@ class Engine:
             opinion=opinion,
             completed_at=tx.now,
             completed_by=actor,
+            work_minutes=self.calendar.working_minutes_between(task["ready_at"], tx.now) - task["paused_minutes"],
             assignee=task["assignee"] or actor,
             claimed_at=task["claimed_at"] or tx.now,
             **task.pop("_also", {}),
@@ -1659,6 +1662,7 @@ class Engine:
                 sla_state="on_track",
             )
         self._update_case(tx, case, state="in_progress" if accepted else case["state"], **values)
+        paused = int(stopped.total_seconds() // 60)
         changes = [
             (
                 t,
@@ -1666,10 +1670,13 @@ class Engine:
                     "due_at": self._push(t["due_at"], stopped),
                     "warn_at": self._push(t["warn_at"], stopped),
                     "sla_state": "on_track",
-                },
+                    "paused_minutes": t["paused_minutes"] + paused,
+                }
+                if t["due_at"]
+                else {"paused_minutes": t["paused_minutes"] + paused},
             )
             for t in tasks
-            if t["state"] in TASK_OPEN and t["due_at"]
+            if t["state"] in TASK_OPEN
         ]
         self._update_tasks(tx, changes)
         tx.event(
@@ -1929,6 +1936,8 @@ class Engine:
                     "superseded": False,
                     "signoffs_open": 0,
                     "version": 1,
+                    "work_minutes": None,
+                    "paused_minutes": 0,
                 }
                 self._insert_tasks(tx, [row])
                 rectification = row["id"]
