@@ -1,0 +1,495 @@
+"""Task queues: 待办 (a department's pool and the signatures a person or department owes), 我的在办
+(claimed tasks), 已办 (completions and signatures given).
+
+Every queue is read in index order, a page at a time, with a keyset cursor (never OFFSET):
+
+* the pool: ``ix_tasks_queue (department, due_at) WHERE state = 'ready'``;
+* signatures owed: ``ix_signoffs_unsigned (party, kind, task_id) WHERE signed_at IS NULL`` joined to the
+  open task by its key (one read per party: the department as survey participant, each countersign role
+  the person holds there, the person as added signer);
+* 我的在办: ``ix_tasks_assignee (assignee, due_at) WHERE state = 'claimed'``;
+* 已办: ``ix_tasks_done_by (completed_by, completed_at, id)`` and ``ix_signoffs_signed_by (signed_by,
+  signed_at, id)``, newest first.
+
+Each source returns its first ``limit + 1`` rows after the cursor in the queue's order, so the first
+``limit`` of their union, without duplicates, is exactly the page (a task that is both in the pool and
+owed a signature appears once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection, Row, Select, exists, func, literal, or_, select
+
+from ...calendar import BusinessCalendar
+from ...store.models import Case, Membership, Signoff, Suspension, Task
+from .common import (
+    CLAIMED_TASKS,
+    DONE_BY,
+    OPEN_TASKS,
+    READY_TASKS,
+    SIGNED_BY,
+    SLA_LABELS,
+    TASK_STATE_LABELS,
+    UNSIGNED,
+    DueKey,
+    Page,
+    SlaColour,
+    TimeKey,
+    applicant_of,
+    aware,
+    case_applicant_id,
+    case_applicant_name,
+    definition_names,
+    describe_minutes,
+    due_after,
+    newer_than,
+    remaining_minutes,
+)
+
+_tasks = Task.__table__
+_cases = Case.__table__
+_slots = Signoff.__table__
+
+
+class TaskFilter(BaseModel):
+    """Narrows a queue; every field is optional and they combine with AND."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    definition_key: str | None = Field(None, description="事项 (definition key)")
+    step_id: str | None = Field(None, description="环节 (step id)")
+    sla_state: SlaColour | None = Field(None, description="时效状态: on_track | warning | overdue | paused")
+    case_number: str | None = Field(None, description="办件编号 (a prefix is enough)")
+    applicant: str | None = Field(None, description="申请人 name or id, exact")
+
+    def clauses(self) -> list[Any]:
+        found: list[Any] = []
+        if self.definition_key:
+            found.append(_cases.c.definition_key == self.definition_key)
+        if self.step_id:
+            found.append(_tasks.c.step_id == self.step_id)
+        if self.sla_state:
+            found.append(_tasks.c.sla_state == self.sla_state)
+        if self.case_number:
+            found.append(_cases.c.number.startswith(self.case_number, autoescape=True))
+        if self.applicant:
+            found.append(or_(case_applicant_id == self.applicant, case_applicant_name == self.applicant))
+        return found
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One line of a queue. ``applicant_id``/``applicant_name`` are unmasked: callers mask them."""
+
+    task_id: int
+    case_id: int
+    case_number: str
+    definition_key: str
+    definition_name: str
+    step_id: str
+    step_name: str
+    kind: str
+    department: str
+    state: str
+    assignee: str | None
+    ready_at: datetime
+    due_at: datetime | None
+    warn_at: datetime | None
+    sla_state: str | None
+    remaining_minutes: int | None  # working minutes to due_at (frozen while paused); negative when overdue
+    applicant_id: str | None
+    applicant_name: str | None
+    waiting: bool  # 补正: waiting for the applicant's material
+    can_sign: bool  # the person asking has a signature to give on it now
+    signature: str | None  # which: 'department:xf', 'role:fire_reviewer', 'level:审核', 'user:zjj2'
+    source: str  # pool | participant | countersign | added_signer | claimed
+
+    @property
+    def state_label(self) -> str:
+        return TASK_STATE_LABELS.get(self.state, self.state)
+
+    @property
+    def sla_label(self) -> str:
+        return SLA_LABELS.get(self.sla_state or "", "不限时")
+
+    @property
+    def remaining_label(self) -> str:
+        return describe_minutes(self.remaining_minutes)
+
+    @property
+    def key(self) -> DueKey:
+        return DueKey.of(self.due_at, self.task_id)
+
+
+@dataclass(frozen=True)
+class DoneItem:
+    """One line of 已办: a task the person completed, or a signature they gave."""
+
+    what: str  # completed | signed
+    at: datetime
+    task_id: int
+    case_id: int
+    case_number: str
+    definition_key: str
+    definition_name: str
+    step_id: str
+    step_name: str
+    department: str
+    outcome: str | None
+    opinion: str | None
+    task_state: str
+    superseded: bool  # redone after 退回/撤回
+    signature: str | None  # the slot signed ('department:xf' …) for a signature
+    entry_id: int  # the task id (completed) or the sign-off id (signed): the cursor's tie-breaker
+
+
+_COLUMNS = (
+    _tasks.c.id,
+    _tasks.c.case_id,
+    _cases.c.number,
+    _cases.c.definition_key,
+    _cases.c.definition_version,
+    _cases.c.applicant,
+    _tasks.c.step_id,
+    _tasks.c.name,
+    _tasks.c.kind,
+    _tasks.c.department,
+    _tasks.c.state,
+    _tasks.c.assignee,
+    _tasks.c.ready_at,
+    _tasks.c.due_at,
+    _tasks.c.warn_at,
+    _tasks.c.sla_state,
+    _tasks.c.waiting,
+    _tasks.c.signoffs_open,
+)
+
+
+def _pool(department: str) -> Select:
+    return (
+        select(*_COLUMNS, literal("pool").label("source"))
+        .join_from(_tasks, _cases, _cases.c.id == _tasks.c.case_id)
+        .where(READY_TASKS, _tasks.c.department == department)
+    )
+
+
+def _assigned(user: str) -> Select:
+    return (
+        select(*_COLUMNS, literal("claimed").label("source"))
+        .join_from(_tasks, _cases, _cases.c.id == _tasks.c.case_id)
+        .where(CLAIMED_TASKS, _tasks.c.assignee == user)
+    )
+
+
+def _owed(kind: str, party: str, source: str, department: str | None = None) -> Select:
+    """Open tasks with an unsigned slot of (kind, party); for a countersign role, in the role's department,
+    and only while a role signature is still wanted (或签: none given yet)."""
+    query = (
+        select(*_COLUMNS, literal(source).label("source"))
+        .select_from(_slots)
+        .join(_tasks, _tasks.c.id == _slots.c.task_id)
+        .join(_cases, _cases.c.id == _tasks.c.case_id)
+        .where(UNSIGNED, _slots.c.party == party, _slots.c.kind == kind, OPEN_TASKS)
+    )
+    if department is not None:
+        query = query.where(_tasks.c.department == department)
+    if kind == "role":
+        # the engine counts 或签's role slots as one open signature: once a role signed, only added signers
+        # (加签) remain in signoffs_open
+        added = _slots.alias("added")
+        unsigned_added = (
+            select(func.count())
+            .where(added.c.task_id == _tasks.c.id, added.c.kind == "user", added.c.signed_at.is_(None))
+            .scalar_subquery()
+        )
+        query = query.where(_tasks.c.signoffs_open > unsigned_added)
+    return query
+
+
+def _due_ordered(conn: Connection, query: Select, cursor: DueKey | None, limit: int) -> list[Row]:
+    """The first ``limit`` rows after the cursor: timed by (due_at, id), then untimed by id. Two index-ordered
+    reads instead of ``ORDER BY due_at NULLS LAST``, which SQLite cannot read from the index."""
+    rows: list[Row] = []
+    if cursor is None or not cursor.untimed:
+        timed = query.where(_tasks.c.due_at.is_not(None))
+        if cursor is not None:
+            timed = timed.where(due_after(_tasks.c.due_at, _tasks.c.id, cursor))
+        rows = list(conn.execute(timed.order_by(_tasks.c.due_at, _tasks.c.id).limit(limit)))
+    if len(rows) < limit:
+        untimed = query.where(_tasks.c.due_at.is_(None))
+        if cursor is not None and cursor.untimed:
+            untimed = untimed.where(_tasks.c.id > cursor.id)
+        rows += conn.execute(untimed.order_by(_tasks.c.id).limit(limit - len(rows)))
+    return rows
+
+
+def memberships_of(conn: Connection, user: str) -> set[tuple[str, str]]:
+    """(department, role) pairs the user holds."""
+    m = Membership.__table__
+    return {(r.department, r.role) for r in conn.execute(select(m.c.department, m.c.role).where(m.c.user_id == user))}
+
+
+def queue(
+    conn: Connection,
+    *,
+    now: datetime,
+    calendar: BusinessCalendar,
+    department: str | None = None,
+    user: str | None = None,
+    filters: TaskFilter | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[QueueItem]:
+    """待办, earliest due first, untimed (即办) last.
+
+    ``department`` alone: the department's ready tasks and the survey tasks it has still to sign as a
+    participant. With ``user``: also the countersign (会签/或签) tasks owed by a role the person holds in
+    the department and the tasks the person was added to as signer (加签, any department), and each item
+    says whether the person can sign it now. ``user`` without ``department``: all the person's departments.
+    """
+    if department is None and user is None:
+        raise ValueError("queue needs a department, a user, or both")
+    _check_limit(limit)
+    held = memberships_of(conn, user) if user else set()
+    departments = [department] if department else sorted({d for d, _ in held})
+    sources: list[Select] = []
+    for code in departments:
+        sources.append(_pool(code))
+        sources.append(_owed("department", code, "participant"))
+        sources.extend(_owed("role", role, "countersign", code) for d, role in sorted(held) if d == code)
+    if user:
+        sources.append(_owed("user", user, "added_signer"))
+    return _page(conn, sources, now, calendar, user, held, filters, cursor, limit)
+
+
+def claimed(
+    conn: Connection,
+    user: str,
+    *,
+    now: datetime,
+    calendar: BusinessCalendar,
+    filters: TaskFilter | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[QueueItem]:
+    """我的在办: the tasks the person has claimed, earliest due first."""
+    _check_limit(limit)
+    return _page(conn, [_assigned(user)], now, calendar, user, memberships_of(conn, user), filters, cursor, limit)
+
+
+def _page(
+    conn: Connection,
+    sources: Sequence[Select],
+    now: datetime,
+    calendar: BusinessCalendar,
+    user: str | None,
+    held: set[tuple[str, str]],
+    filters: TaskFilter | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[QueueItem]:
+    aware(now)
+    after = DueKey.decode(cursor) if cursor else None
+    clauses = filters.clauses() if filters else []
+    found: dict[int, Row] = {}
+    for source in sources:
+        for row in _due_ordered(conn, source.where(*clauses), after, limit + 1):
+            if row.id not in found or found[row.id].source != "pool":
+                found.setdefault(row.id, row)
+    ordered = sorted(found.values(), key=lambda r: DueKey.of(r.due_at, r.id))
+    rows, more = ordered[:limit], len(ordered) > limit
+    signatures = _signatures(conn, rows, user, held) if user else {}
+    paused = _paused_since(conn, [r.case_id for r in rows if r.sla_state == "paused"])
+    names = definition_names(conn, {(r.definition_key, r.definition_version) for r in rows})
+    items = []
+    for r in rows:
+        applicant_id, applicant_name = applicant_of(r.applicant)
+        signature = signatures.get(r.id)
+        items.append(
+            QueueItem(
+                task_id=r.id,
+                case_id=r.case_id,
+                case_number=r.number,
+                definition_key=r.definition_key,
+                definition_name=names.get((r.definition_key, r.definition_version), r.definition_key),
+                step_id=r.step_id,
+                step_name=r.name,
+                kind=r.kind,
+                department=r.department,
+                state=r.state,
+                assignee=r.assignee,
+                ready_at=r.ready_at,
+                due_at=r.due_at,
+                warn_at=r.warn_at,
+                sla_state=r.sla_state,
+                remaining_minutes=remaining_minutes(calendar, r.due_at, now, paused.get(r.case_id)),
+                applicant_id=applicant_id,
+                applicant_name=applicant_name,
+                waiting=r.waiting == "applicant",
+                can_sign=signature is not None,
+                signature=signature,
+                source=r.source,
+            )
+        )
+    next_cursor = items[-1].key.encode() if more and items else None
+    return Page(tuple(items), next_cursor)
+
+
+def _signatures(conn: Connection, rows: Sequence[Row], user: str | None, held: set[tuple[str, str]]) -> dict[int, str]:
+    """task id -> the signature the person can give now, by the engine's own rule (service._slot_for)."""
+    signing = [r for r in rows if r.signoffs_open > 0]
+    if not signing or user is None:
+        return {}
+    slots: dict[int, list[Row]] = {}
+    query = select(_slots).where(_slots.c.task_id.in_([r.id for r in signing])).order_by(_slots.c.position)
+    for slot in conn.execute(query):
+        slots.setdefault(slot.task_id, []).append(slot)
+    found = {}
+    for row in signing:
+        slot = _slot_for(row, slots.get(row.id, []), user, held)
+        if slot is not None:
+            found[row.id] = f"{slot.kind}:{slot.party}"
+    return found
+
+
+def _slot_for(task: Row, slots: list[Row], user: str, held: set[tuple[str, str]]) -> Row | None:
+    unsigned = [s for s in slots if s.signed_at is None]
+    for slot in unsigned:
+        if slot.kind == "user" and slot.party == user:
+            return slot
+    departments = {d for d, _ in held}
+    levels = [s for s in unsigned if s.kind == "level"]
+    if levels:
+        signed_a_level = any(s.signed_by == user for s in slots if s.kind == "level")
+        return None if signed_a_level or task.department not in departments else levels[0]
+    surveys = [s for s in unsigned if s.kind == "department"]
+    if surveys:
+        return next((s for s in surveys if s.party in departments), None)
+    roles = [s for s in unsigned if s.kind == "role"]
+    added_open = sum(1 for s in unsigned if s.kind == "user")
+    if roles and task.signoffs_open - added_open > 0:
+        return next((s for s in roles if (task.department, s.party) in held), None)
+    return None
+
+
+def _paused_since(conn: Connection, case_ids: list[int]) -> dict[int, datetime]:
+    """When the clock of each suspended case stopped (its open suspension)."""
+    if not case_ids:
+        return {}
+    s = Suspension.__table__
+    query = select(s.c.case_id, s.c.started_at).where(s.c.case_id.in_(set(case_ids)), s.c.ended_at.is_(None))
+    return {r.case_id: r.started_at for r in conn.execute(query)}
+
+
+def done(
+    conn: Connection, user: str, *, cursor: str | None = None, limit: int = 50, since: datetime | None = None
+) -> Page[DoneItem]:
+    """已办: the tasks the person completed and the signatures they gave, newest first. A signature that
+    completed its task shows once, as the signature."""
+    _check_limit(limit)
+    after = TimeKey.decode(cursor) if cursor else None
+    completed_time, signed_time = _tasks.c.completed_at, _slots.c.signed_at
+    same_act = exists().where(
+        _slots.c.task_id == _tasks.c.id,
+        _slots.c.signed_by == _tasks.c.completed_by,
+        _slots.c.signed_at == completed_time,
+    )
+    completions = (
+        select(
+            literal("completed").label("what"),
+            completed_time.label("at"),
+            _tasks.c.id.label("entry_id"),
+            _tasks.c.id.label("task_id"),
+            _tasks.c.outcome,
+            _tasks.c.opinion,
+            literal(None).label("signature"),
+        )
+        .where(DONE_BY, _tasks.c.completed_by == user, ~same_act)
+        .order_by(completed_time.desc(), _tasks.c.id.desc())
+        .limit(limit + 1)
+    )
+    signatures = (
+        select(
+            literal("signed").label("what"),
+            signed_time.label("at"),
+            _slots.c.id.label("entry_id"),
+            _slots.c.task_id,
+            _slots.c.outcome,
+            _slots.c.opinion,
+            (_slots.c.kind + ":" + _slots.c.party).label("signature"),
+        )
+        .where(SIGNED_BY, _slots.c.signed_by == user)
+        .order_by(signed_time.desc(), _slots.c.id.desc())
+        .limit(limit + 1)
+    )
+    if after is not None:
+        # order: (at, entry id, what) descending, and "signed" > "completed"
+        completions = completions.where(newer_than(completed_time, _tasks.c.id, after, inclusive=after.tag == "signed"))
+        signatures = signatures.where(newer_than(signed_time, _slots.c.id, after))
+    if since is not None:
+        completions = completions.where(completed_time >= since)
+        signatures = signatures.where(signed_time >= since)
+    entries = [*conn.execute(completions), *conn.execute(signatures)]
+    entries.sort(key=lambda e: (e.at, e.entry_id, e.what), reverse=True)
+    entries, more = entries[:limit], len(entries) > limit
+    tasks = _task_facts(conn, {e.task_id for e in entries})
+    names = definition_names(conn, {(t.definition_key, t.definition_version) for t in tasks.values()})
+    items = tuple(
+        DoneItem(
+            what=e.what,
+            at=e.at,
+            task_id=e.task_id,
+            case_id=tasks[e.task_id].case_id,
+            case_number=tasks[e.task_id].number,
+            definition_key=tasks[e.task_id].definition_key,
+            definition_name=names.get((tasks[e.task_id].definition_key, tasks[e.task_id].definition_version), ""),
+            step_id=tasks[e.task_id].step_id,
+            step_name=tasks[e.task_id].name,
+            department=tasks[e.task_id].department,
+            outcome=e.outcome,
+            opinion=e.opinion,
+            task_state=tasks[e.task_id].state,
+            superseded=bool(tasks[e.task_id].superseded),
+            signature=e.signature,
+            entry_id=e.entry_id,
+        )
+        for e in entries
+    )
+    next_cursor = TimeKey(items[-1].at, items[-1].entry_id, items[-1].what).encode() if more and items else None
+    return Page(items, next_cursor)
+
+
+def _task_facts(conn: Connection, task_ids: set[int]) -> dict[int, Row]:
+    if not task_ids:
+        return {}
+    query = (
+        select(
+            _tasks.c.id,
+            _tasks.c.case_id,
+            _tasks.c.step_id,
+            _tasks.c.name,
+            _tasks.c.department,
+            _tasks.c.state,
+            _tasks.c.superseded,
+            _cases.c.number,
+            _cases.c.definition_key,
+            _cases.c.definition_version,
+        )
+        .join_from(_tasks, _cases, _cases.c.id == _tasks.c.case_id)
+        .where(_tasks.c.id.in_(task_ids))
+    )
+    return {r.id: r for r in conn.execute(query)}
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= 500:
+        raise ValueError(f"limit {limit}: ask for 1 to 500 items a page")
+
+
+__all__ = ["DoneItem", "QueueItem", "TaskFilter", "claimed", "done", "memberships_of", "queue"]
