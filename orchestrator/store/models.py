@@ -162,7 +162,9 @@ class Case(Base):
         ),
         # the read side (engine/read): case search by submission time, applicant and live SLA colour
         Index("ix_cases_submitted", "submitted_at", "id"),
-        Index("ix_cases_closed", "closed_at", "definition_key", sqlite_where=CLOSED_FILTER, postgresql_where=CLOSED_FILTER),
+        Index(
+            "ix_cases_closed", "closed_at", "definition_key", sqlite_where=CLOSED_FILTER, postgresql_where=CLOSED_FILTER
+        ),
         Index("ix_cases_applicant_id", APPLICANT_ID),
         Index("ix_cases_applicant_name", APPLICANT_NAME),
         Index(
@@ -218,9 +220,7 @@ class Task(Base):
         Index("ix_tasks_open_warn", "warn_at", sqlite_where=OPEN_FILTER, postgresql_where=OPEN_FILTER),
         Index("ix_tasks_case", "case_id"),
         # the read side: live counts per department and colour, 已办 of a person, completions in a period
-        Index(
-            "ix_tasks_open_sla", "department", "sla_state", sqlite_where=OPEN_FILTER, postgresql_where=OPEN_FILTER
-        ),
+        Index("ix_tasks_open_sla", "department", "sla_state", sqlite_where=OPEN_FILTER, postgresql_where=OPEN_FILTER),
         Index(
             "ix_tasks_done_by",
             "completed_by",

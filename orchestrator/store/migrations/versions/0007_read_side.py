@@ -70,7 +70,9 @@ def upgrade() -> None:
             ["notification_id"], ["notifications.id"], name="fk_notification_deliveries_notification_id_notifications"
         ),
         sa.ForeignKeyConstraint(
-            ["channel"], ["notification_channels.channel"], name="fk_notification_deliveries_channel_notification_channels"
+            ["channel"],
+            ["notification_channels.channel"],
+            name="fk_notification_deliveries_channel_notification_channels",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_notification_deliveries"),
         sa.UniqueConstraint("notification_id", "channel", name="uq_notification_deliveries_notification_id_channel"),
