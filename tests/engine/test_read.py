@@ -583,7 +583,7 @@ def test_two_workers_never_claim_the_same_notification(engine, clock, db):
                         return
                     claimed_by[name] += [i.id for i in batch.items]
                     r.mark_delivered(conn, "inbox", batch.token, [i.id for i in batch.items], now=now)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported by the test below
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(name,)) for name in claimed_by]

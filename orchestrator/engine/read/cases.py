@@ -13,13 +13,15 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Connection, Table, or_, select
+from sqlalchemy import Connection, Table, bindparam, or_, select
 
 from ...calendar import BusinessCalendar
 from ...render import StepOverlay
+from ...store import prepared
 from ...store.models import (
     Alert,
     Case,
@@ -310,18 +312,50 @@ def _read(conn: Connection, cls: type[R], query: Any) -> tuple[R, ...]:
 _CASE_COLUMNS = [c for c in _cases.columns if c.name not in ("idempotency_key", "version", "revision")]
 
 
+def _of_case(table: Table, cls: type[Any]) -> Any:
+    return _select(table, cls).where(table.c.case_id == bindparam("case_id")).order_by(table.c.id)
+
+
+# The case page's statements, compiled once per dialect and run on the driver cursor (store/prepared.py):
+# a dozen small reads by key, where SQLAlchemy's per-statement work would cost more than the reads.
+_SQL = prepared.Statements(
+    {
+        "case_by_id": select(*_CASE_COLUMNS).where(_cases.c.id == bindparam("case_id")),
+        "case_by_number": select(*_CASE_COLUMNS).where(_cases.c.number == bindparam("number")),
+        "tasks": _of_case(_tasks, TaskView),
+        "signoffs": _select(_slots, Signature)
+        .join(_tasks, _tasks.c.id == _slots.c.task_id)
+        .where(_tasks.c.case_id == bindparam("case_id"))
+        .order_by(_slots.c.task_id, _slots.c.position),
+        "supplements": _of_case(Supplement.__table__, SupplementView),
+        "suspensions": _of_case(Suspension.__table__, SuspensionView),
+        "extensions": _of_case(Extension.__table__, ExtensionView),
+        "certificates": _of_case(Certificate.__table__, CertificateView),
+        "urges": _of_case(Urge.__table__, UrgeView),
+        "evaluations": _of_case(Evaluation.__table__, EvaluationView),
+        "alerts": _of_case(Alert.__table__, AlertView),
+        "events": _of_case(_events, EventView),
+        "open_suspension": select(Suspension.__table__.c.started_at).where(
+            Suspension.__table__.c.case_id == bindparam("case_id"), Suspension.__table__.c.ended_at.is_(None)
+        ),
+    }
+)
+
+
+def _fetch(conn: Connection, name: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+    return prepared.fetch(conn, _SQL.get(name, conn.dialect), values)
+
+
 def _case_row(conn: Connection, case_id: int | None, number: str | None) -> Any:
-    query = select(*_CASE_COLUMNS)
     if case_id is not None:
-        query = query.where(_cases.c.id == case_id)
+        rows = _fetch(conn, "case_by_id", {"case_id": case_id})
     elif number is not None:
-        query = query.where(_cases.c.number == number)
+        rows = _fetch(conn, "case_by_number", {"number": number})
     else:
         raise ValueError("give a case id or a case number")
-    row = conn.execute(query).first()
-    if row is None:
+    if not rows:
         raise NotFound(f"case {number if case_id is None else case_id} does not exist")
-    return row
+    return SimpleNamespace(**rows[0])
 
 
 def _summary(
@@ -334,10 +368,8 @@ def _summary(
         )
     paused_since = None
     if row.state == "suspended" and row.due_at is not None:
-        s = Suspension.__table__
-        paused_since = conn.execute(
-            select(s.c.started_at).where(s.c.case_id == row.id, s.c.ended_at.is_(None))
-        ).scalar()
+        found = _fetch(conn, "open_suspension", {"case_id": row.id})
+        paused_since = found[0]["started_at"] if found else None
     live = row.state in ("accepted", "in_progress", "suspended")
     return CaseSummary(
         id=row.id,
@@ -371,23 +403,18 @@ def case_detail(
     certificates, urges, evaluation, alerts and the timeline. ``NotFound`` for an unknown case."""
     aware(now)
     row = _case_row(conn, case_id, number)
-    key = row.id
-    tasks = _read(conn, TaskView, _select(_tasks, TaskView).where(_tasks.c.case_id == key).order_by(_tasks.c.id))
+    key = {"case_id": row.id}
+
+    def of_case(name: str, cls: type[R]) -> tuple[R, ...]:
+        return tuple(cls(**values) for values in _fetch(conn, name, key))
+
     signatures: dict[int, list[Signature]] = {}
-    slot_query = (
-        _select(_slots, Signature)
-        .join(_tasks, _tasks.c.id == _slots.c.task_id)
-        .where(_tasks.c.case_id == key)
-        .order_by(_slots.c.task_id, _slots.c.position)
-    )
-    for slot in _read(conn, Signature, slot_query):
+    for slot in of_case("signoffs", Signature):
         signatures.setdefault(slot.task_id, []).append(slot)
-    tasks = tuple(dataclasses.replace(t, signoffs=tuple(signatures.get(t.id, ()))) for t in tasks)
-
-    def of_case(table: Table, cls: type[R], order: Any) -> tuple[R, ...]:
-        return _read(conn, cls, _select(table, cls).where(table.c.case_id == key).order_by(order))
-
-    evaluations = of_case(Evaluation.__table__, EvaluationView, Evaluation.__table__.c.id)
+    tasks = tuple(
+        TaskView(**values, signoffs=tuple(signatures.get(values["id"], ()))) for values in _fetch(conn, "tasks", key)
+    )
+    evaluations = of_case("evaluations", EvaluationView)
     return CaseDetail(
         case=_summary(conn, row, now, calendar),
         applicant=row.applicant,
@@ -399,14 +426,14 @@ def case_detail(
         reason=row.reason,
         remedy=row.remedy,
         tasks=tasks,
-        supplements=of_case(Supplement.__table__, SupplementView, Supplement.__table__.c.id),
-        suspensions=of_case(Suspension.__table__, SuspensionView, Suspension.__table__.c.id),
-        extensions=of_case(Extension.__table__, ExtensionView, Extension.__table__.c.id),
-        certificates=of_case(Certificate.__table__, CertificateView, Certificate.__table__.c.id),
-        urges=of_case(Urge.__table__, UrgeView, Urge.__table__.c.id),
+        supplements=of_case("supplements", SupplementView),
+        suspensions=of_case("suspensions", SuspensionView),
+        extensions=of_case("extensions", ExtensionView),
+        certificates=of_case("certificates", CertificateView),
+        urges=of_case("urges", UrgeView),
         evaluation=evaluations[0] if evaluations else None,
-        alerts=of_case(Alert.__table__, AlertView, Alert.__table__.c.id),
-        timeline=of_case(_events, EventView, _events.c.id),
+        alerts=of_case("alerts", AlertView),
+        timeline=of_case("events", EventView),
     )
 
 
@@ -482,10 +509,8 @@ def case_path(
         newest[task.step_id] = task
     paused_since = None
     if row.state == "suspended":
-        s = Suspension.__table__
-        paused_since = conn.execute(
-            select(s.c.started_at).where(s.c.case_id == case_id, s.c.ended_at.is_(None))
-        ).scalar()
+        found = _fetch(conn, "open_suspension", {"case_id": case_id})
+        paused_since = found[0]["started_at"] if found else None
     steps: dict[str, StepOnPath] = {}
     for step_id in step_ids or []:
         steps[step_id] = StepOnPath(step_id, "not_reached", None, None, None)

@@ -60,6 +60,10 @@ case_applicant_name = literal_column("(cases.applicant ->> 'name')", String)
 READY_TASKS = text("tasks.state = 'ready'")
 CLAIMED_TASKS = text("tasks.state = 'claimed'")
 OPEN_TASKS = text("tasks.state IN ('ready', 'claimed')")
+# Open, said so that it does NOT imply the open-task indexes' predicate: a read that must drive from another
+# index (the sign-offs still owed) would otherwise walk every open task in due order, which SQLite's
+# planner prefers for an ORDER BY … LIMIT however few rows match.
+NOT_CLOSED_TASKS = text("tasks.state NOT IN ('completed', 'skipped', 'cancelled')")
 COMPLETED_TASKS = text("tasks.state = 'completed'")
 DONE_BY = text("tasks.completed_by IS NOT NULL")
 UNSIGNED = text("signoffs.signed_at IS NULL")
@@ -169,16 +173,20 @@ def describe_minutes(minutes: int | None, window_minutes: int = 480) -> str:
     return f"{word} {amount} 工作分钟"
 
 
+_NAMES: dict[tuple[str, int], str] = {}  # a published version never changes, nor its name
+
+
 def definition_names(conn: Connection, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], str]:
-    """Names of the given (key, version) pairs (one indexed read)."""
+    """Names of the given (key, version) pairs: kept per process, read (one indexed read) when new."""
     wanted = set(keys)
-    if not wanted:
-        return {}
-    dv = DefinitionVersion.__table__
-    rows = conn.execute(
-        select(dv.c.key, dv.c.version, dv.c.name).where(tuple_(dv.c.key, dv.c.version).in_(sorted(wanted)))
-    )
-    return {(r.key, r.version): r.name for r in rows}
+    missing = sorted(wanted - _NAMES.keys())
+    if missing:
+        dv = DefinitionVersion.__table__
+        rows = conn.execute(
+            select(dv.c.key, dv.c.version, dv.c.name).where(tuple_(dv.c.key, dv.c.version).in_(missing))
+        )
+        _NAMES.update({(r.key, r.version): r.name for r in rows})
+    return {key: _NAMES[key] for key in wanted if key in _NAMES}
 
 
 def latest_definition_names(conn: Connection) -> dict[str, str]:

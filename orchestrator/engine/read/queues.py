@@ -18,20 +18,35 @@ owed a signature appears once).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, Row, Select, exists, func, literal, or_, select
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Row,
+    Select,
+    String,
+    bindparam,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 
 from ...calendar import BusinessCalendar
-from ...store.models import Case, Membership, Signoff, Suspension, Task
+from ...store import prepared
+from ...store.models import Case, Membership, Signoff, Suspension, Task, Timestamp
 from .common import (
     CLAIMED_TASKS,
     DONE_BY,
-    OPEN_TASKS,
+    NOT_CLOSED_TASKS,
     READY_TASKS,
     SIGNED_BY,
     SLA_LABELS,
@@ -47,7 +62,6 @@ from .common import (
     case_applicant_name,
     definition_names,
     describe_minutes,
-    due_after,
     newer_than,
     remaining_minutes,
 )
@@ -68,19 +82,17 @@ class TaskFilter(BaseModel):
     case_number: str | None = Field(None, description="办件编号 (a prefix is enough)")
     applicant: str | None = Field(None, description="申请人 name or id, exact")
 
-    def clauses(self) -> list[Any]:
-        found: list[Any] = []
-        if self.definition_key:
-            found.append(_cases.c.definition_key == self.definition_key)
-        if self.step_id:
-            found.append(_tasks.c.step_id == self.step_id)
-        if self.sla_state:
-            found.append(_tasks.c.sla_state == self.sla_state)
-        if self.case_number:
-            found.append(_cases.c.number.startswith(self.case_number, autoescape=True))
-        if self.applicant:
-            found.append(or_(case_applicant_id == self.applicant, case_applicant_name == self.applicant))
-        return found
+    @property
+    def needs_case(self) -> bool:
+        return bool(self.definition_key or self.case_number or self.applicant)
+
+    def values(self) -> dict[str, str]:
+        """The fields given, as the queue statement's parameters (a number prefix as a LIKE pattern)."""
+        given = {name: getattr(self, name) for name in _FILTER_FIELDS if getattr(self, name)}
+        if "case_number" in given:
+            escaped = given["case_number"].replace("/", "//").replace("%", "/%").replace("_", "/_")
+            given["case_number"] = escaped + "%"
+        return given
 
 
 @dataclass(frozen=True)
@@ -149,7 +161,7 @@ class DoneItem:
     entry_id: int  # the task id (completed) or the sign-off id (signed): the cursor's tie-breaker
 
 
-_COLUMNS = (
+_ROW_COLUMNS = (
     _tasks.c.id,
     _tasks.c.case_id,
     _cases.c.number,
@@ -170,69 +182,126 @@ _COLUMNS = (
     _tasks.c.signoffs_open,
 )
 
-
-def _pool(department: str) -> Select:
-    return (
-        select(*_COLUMNS, literal("pool").label("source"))
-        .join_from(_tasks, _cases, _cases.c.id == _tasks.c.case_id)
-        .where(READY_TASKS, _tasks.c.department == department)
-    )
-
-
-def _assigned(user: str) -> Select:
-    return (
-        select(*_COLUMNS, literal("claimed").label("source"))
-        .join_from(_tasks, _cases, _cases.c.id == _tasks.c.case_id)
-        .where(CLAIMED_TASKS, _tasks.c.assignee == user)
-    )
+# The queue's statements are built once per shape (which sources, which filters, where the cursor stands),
+# with bind parameters for the values, and compiled once per dialect (store/prepared.py): building and
+# compiling a dozen-branch UNION cost more than running it. A source reads only the queue's key (and which
+# source it is): a narrow, often index-only read; the page's rows are read in full afterwards by their ids.
+_SQL = prepared.Statements({})
+_BUILT: set[str] = set()
+_SLOT_KIND = {"participant": "department", "countersign": "role", "added_signer": "user"}
+_FILTER_FIELDS = ("definition_key", "step_id", "sla_state", "case_number", "applicant")
 
 
-def _owed(kind: str, party: str, source: str, department: str | None = None) -> Select:
-    """Open tasks with an unsigned slot of (kind, party); for a countersign role, in the role's department,
-    and only while a role signature is still wanted (或签: none given yet)."""
-    query = (
-        select(*_COLUMNS, literal(source).label("source"))
-        .select_from(_slots)
-        .join(_tasks, _tasks.c.id == _slots.c.task_id)
-        .join(_cases, _cases.c.id == _tasks.c.case_id)
-        .where(UNSIGNED, _slots.c.party == party, _slots.c.kind == kind, OPEN_TASKS)
-    )
-    if department is not None:
-        query = query.where(_tasks.c.department == department)
-    if kind == "role":
-        # the engine counts 或签's role slots as one open signature: once a role signed, only added signers
-        # (加签) remain in signoffs_open
+def _statement(name: str, build: Callable[[], Any], dialect: Any) -> prepared.Prepared:
+    if name not in _BUILT:
+        _SQL.add(name, build())
+        _BUILT.add(name)
+    return _SQL.get(name, dialect)
+
+
+def _source(tag: str, i: int, with_case: bool) -> Select:
+    """Source ``i`` of a queue: the pool of a department, a person's claimed tasks, or open tasks owing a
+    signature of one party (a survey department, a countersign role in its department, an added signer)."""
+
+    def value(name: str) -> Any:
+        return bindparam(f"s{i}_{name}", type_=String)
+
+    key = (_tasks.c.id, _tasks.c.due_at, literal(tag).label("source"))
+    if tag in ("pool", "claimed"):
+        query = select(*key).select_from(_tasks)
+    else:
+        query = select(*key).select_from(_slots).join(_tasks, _tasks.c.id == _slots.c.task_id)
+    if with_case:  # only when a filter asks for a column of the case
+        query = query.join(_cases, _cases.c.id == _tasks.c.case_id)
+    if tag == "pool":
+        return query.where(READY_TASKS, _tasks.c.department == value("department"))
+    if tag == "claimed":
+        return query.where(CLAIMED_TASKS, _tasks.c.assignee == value("user"))
+    query = query.where(UNSIGNED, _slots.c.party == value("party"), _slots.c.kind == _SLOT_KIND[tag], NOT_CLOSED_TASKS)
+    if tag == "countersign":
+        # in the role's department, and only while a role signature is still wanted: the engine counts 或签's
+        # role slots as one open signature, so once a role signed only added signers (加签) remain open
         added = _slots.alias("added")
         unsigned_added = (
             select(func.count())
             .where(added.c.task_id == _tasks.c.id, added.c.kind == "user", added.c.signed_at.is_(None))
             .scalar_subquery()
         )
-        query = query.where(_tasks.c.signoffs_open > unsigned_added)
+        query = query.where(_tasks.c.department == value("department"), _tasks.c.signoffs_open > unsigned_added)
     return query
 
 
-def _due_ordered(conn: Connection, query: Select, cursor: DueKey | None, limit: int) -> list[Row]:
-    """The first ``limit`` rows after the cursor: timed by (due_at, id), then untimed by id. Two index-ordered
-    reads instead of ``ORDER BY due_at NULLS LAST``, which SQLite cannot read from the index."""
-    rows: list[Row] = []
-    if cursor is None or not cursor.untimed:
-        timed = query.where(_tasks.c.due_at.is_not(None))
-        if cursor is not None:
-            timed = timed.where(due_after(_tasks.c.due_at, _tasks.c.id, cursor))
-        rows = list(conn.execute(timed.order_by(_tasks.c.due_at, _tasks.c.id).limit(limit)))
-    if len(rows) < limit:
-        untimed = query.where(_tasks.c.due_at.is_(None))
-        if cursor is not None and cursor.untimed:
-            untimed = untimed.where(_tasks.c.id > cursor.id)
-        rows += conn.execute(untimed.order_by(_tasks.c.id).limit(limit - len(rows)))
-    return rows
+def _filter_clauses(fields: Sequence[str]) -> list[Any]:
+    clauses: list[Any] = []
+    if "definition_key" in fields:
+        clauses.append(_cases.c.definition_key == bindparam("f_definition_key", type_=String))
+    if "step_id" in fields:
+        clauses.append(_tasks.c.step_id == bindparam("f_step_id", type_=String))
+    if "sla_state" in fields:
+        clauses.append(_tasks.c.sla_state == bindparam("f_sla_state", type_=String))
+    if "case_number" in fields:
+        clauses.append(_cases.c.number.like(bindparam("f_case_number", type_=String), escape="/"))
+    if "applicant" in fields:
+        who = bindparam("f_applicant", type_=String)
+        clauses.append(or_(case_applicant_id == who, case_applicant_name == who))
+    return clauses
+
+
+def _union(tags: tuple[str, ...], with_case: bool, fields: tuple[str, ...], cursor_kind: str) -> Any:
+    """Every source's first ``:lim`` keys after the cursor, timed ones by (due_at, id) and untimed ones by
+    id: index-ordered reads, not ``ORDER BY due_at NULLS LAST`` (SQLite cannot read that from the index),
+    each wrapped so its ORDER BY and LIMIT stay its own."""
+    due, task_id = _tasks.c.due_at, _tasks.c.id
+    after_due, after_id = bindparam("c_due", type_=Timestamp), bindparam("c_id", type_=Integer)
+    limit = bindparam("lim", type_=Integer)
+    branches = []
+    for i, tag in enumerate(tags):
+        query = _source(tag, i, with_case).where(*_filter_clauses(fields))
+        if cursor_kind != "untimed":
+            timed = query.where(due.is_not(None))
+            if cursor_kind == "timed":  # range first, so the index read starts at the cursor
+                timed = timed.where(due >= after_due, (due > after_due) | (task_id > after_id))
+            branches.append(timed.order_by(due, task_id).limit(limit))
+        untimed = query.where(due.is_(None))
+        if cursor_kind == "untimed":
+            untimed = untimed.where(task_id > after_id)
+        branches.append(untimed.order_by(task_id).limit(limit))
+    return union_all(*(select(*b.subquery().c) for b in branches))
+
+
+def _by_ids(name: str, columns: Any, count: int, where: Callable[[Any], Any], order: Any = None) -> Any:
+    ids = [bindparam(f"i{k}", type_=Integer) for k in range(count)]
+    query = select(*columns).where(where(ids))
+    return query if order is None else query.order_by(*order)
+
+
+def _rows_statement(count: int) -> Any:
+    def build() -> Any:
+        return _by_ids(
+            "rows",
+            _ROW_COLUMNS,
+            count,
+            lambda ids: _tasks.c.id.in_(ids),
+        ).join_from(_tasks, _cases, _cases.c.id == _tasks.c.case_id)
+
+    return build
+
+
+def _slots_statement(count: int) -> Any:
+    return lambda: _by_ids("slots", [_slots], count, lambda ids: _slots.c.task_id.in_(ids), (_slots.c.position,))
+
+
+def _ids(values: Sequence[int]) -> dict[str, int]:
+    return {f"i{k}": v for k, v in enumerate(values)}
 
 
 def memberships_of(conn: Connection, user: str) -> set[tuple[str, str]]:
     """(department, role) pairs the user holds."""
     m = Membership.__table__
-    return {(r.department, r.role) for r in conn.execute(select(m.c.department, m.c.role).where(m.c.user_id == user))}
+    statement = _statement(
+        "memberships", lambda: select(m.c.department, m.c.role).where(m.c.user_id == bindparam("user")), conn.dialect
+    )
+    return {(r["department"], r["role"]) for r in prepared.fetch(conn, statement, {"user": user})}
 
 
 def queue(
@@ -258,13 +327,13 @@ def queue(
     _check_limit(limit)
     held = memberships_of(conn, user) if user else set()
     departments = [department] if department else sorted({d for d, _ in held})
-    sources: list[Select] = []
+    sources: list[tuple[str, dict[str, str]]] = []
     for code in departments:
-        sources.append(_pool(code))
-        sources.append(_owed("department", code, "participant"))
-        sources.extend(_owed("role", role, "countersign", code) for d, role in sorted(held) if d == code)
+        sources.append(("pool", {"department": code}))
+        sources.append(("participant", {"party": code}))
+        sources.extend(("countersign", {"party": role, "department": code}) for d, role in sorted(held) if d == code)
     if user:
-        sources.append(_owed("user", user, "added_signer"))
+        sources.append(("added_signer", {"party": user}))
     return _page(conn, sources, now, calendar, user, held, filters, cursor, limit)
 
 
@@ -280,12 +349,13 @@ def claimed(
 ) -> Page[QueueItem]:
     """我的在办: the tasks the person has claimed, earliest due first."""
     _check_limit(limit)
-    return _page(conn, [_assigned(user)], now, calendar, user, memberships_of(conn, user), filters, cursor, limit)
+    held = memberships_of(conn, user)
+    return _page(conn, [("claimed", {"user": user})], now, calendar, user, held, filters, cursor, limit)
 
 
 def _page(
     conn: Connection,
-    sources: Sequence[Select],
+    sources: Sequence[tuple[str, dict[str, str]]],
     now: datetime,
     calendar: BusinessCalendar,
     user: str | None,
@@ -296,14 +366,32 @@ def _page(
 ) -> Page[QueueItem]:
     aware(now)
     after = DueKey.decode(cursor) if cursor else None
-    clauses = filters.clauses() if filters else []
-    found: dict[int, Row] = {}
-    for source in sources:
-        for row in _due_ordered(conn, source.where(*clauses), after, limit + 1):
-            if row.id not in found or found[row.id].source != "pool":
-                found.setdefault(row.id, row)
-    ordered = sorted(found.values(), key=lambda r: DueKey.of(r.due_at, r.id))
-    rows, more = ordered[:limit], len(ordered) > limit
+    values: dict[str, Any] = {"lim": limit + 1}
+    for i, (_, source_values) in enumerate(sources):
+        values.update({f"s{i}_{k}": v for k, v in source_values.items()})
+    fields = filters.values() if filters else {}
+    values.update({f"f_{k}": v for k, v in fields.items()})
+    cursor_kind = "none" if after is None else "untimed" if after.untimed else "timed"
+    if after is not None:
+        values.update(c_due=None if after.untimed else after.due_at, c_id=after.id)
+    tags = tuple(tag for tag, _ in sources)
+    with_case = filters is not None and filters.needs_case
+    shape = (tags, with_case, tuple(fields), cursor_kind)
+    statement = _statement(f"queue:{shape}", lambda: _union(*shape), conn.dialect)
+    found: dict[int, dict[str, Any]] = {}
+    for key in prepared.fetch(conn, statement, values):
+        if key["id"] not in found or key["source"] == "pool":  # a task in the pool is listed as the pool's
+            found[key["id"]] = key
+    ordered = sorted(found.values(), key=lambda k: DueKey.of(k["due_at"], k["id"]))
+    keys, more = ordered[:limit], len(ordered) > limit
+    rows: list[Any] = []
+    if keys:
+        statement = _statement(f"rows:{len(keys)}", _rows_statement(len(keys)), conn.dialect)
+        full = {
+            row["id"]: SimpleNamespace(**row) for row in prepared.fetch(conn, statement, _ids([k["id"] for k in keys]))
+        }
+        rows = [full[k["id"]] for k in keys]
+    source_of = {k["id"]: k["source"] for k in keys}
     signatures = _signatures(conn, rows, user, held) if user else {}
     paused = _paused_since(conn, [r.case_id for r in rows if r.sla_state == "paused"])
     names = definition_names(conn, {(r.definition_key, r.definition_version) for r in rows})
@@ -334,22 +422,22 @@ def _page(
                 waiting=r.waiting == "applicant",
                 can_sign=signature is not None,
                 signature=signature,
-                source=r.source,
+                source=source_of[r.id],
             )
         )
     next_cursor = items[-1].key.encode() if more and items else None
     return Page(tuple(items), next_cursor)
 
 
-def _signatures(conn: Connection, rows: Sequence[Row], user: str | None, held: set[tuple[str, str]]) -> dict[int, str]:
+def _signatures(conn: Connection, rows: Sequence[Any], user: str | None, held: set[tuple[str, str]]) -> dict[int, str]:
     """task id -> the signature the person can give now, by the engine's own rule (service._slot_for)."""
     signing = [r for r in rows if r.signoffs_open > 0]
     if not signing or user is None:
         return {}
-    slots: dict[int, list[Row]] = {}
-    query = select(_slots).where(_slots.c.task_id.in_([r.id for r in signing])).order_by(_slots.c.position)
-    for slot in conn.execute(query):
-        slots.setdefault(slot.task_id, []).append(slot)
+    slots: dict[int, list[Any]] = {}
+    statement = _statement(f"slots:{len(signing)}", _slots_statement(len(signing)), conn.dialect)
+    for slot in prepared.fetch(conn, statement, _ids([r.id for r in signing])):
+        slots.setdefault(slot["task_id"], []).append(SimpleNamespace(**slot))
     found = {}
     for row in signing:
         slot = _slot_for(row, slots.get(row.id, []), user, held)
