@@ -30,8 +30,10 @@ Shape, around ``REFERENCE_NOW`` (Mon 2026-03-16 10:00 Asia/Shanghai), exact and 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -94,6 +96,10 @@ def _tables_sql(d: _Dialect, cases: int) -> list[str]:
         f" WHEN {n} % 20 < 17 THEN 'completed' WHEN {n} % 20 < 19 THEN 'rejected' ELSE 'withdrawn' END"
     )
     case_warn, case_due = _offsets(n)
+    applicant_id, applicant_name = d.text(f"100000000 + {n}"), d.text(f"{n} % 20000")
+    applicant_json = (
+        '\'{"id": "9131\' || ' + applicant_id + ' || \'", "name": "申请人\' || ' + applicant_name + " || '\"}'"
+    )
     statements = [
         "INSERT INTO cases (id, number, definition_key, definition_version, state, outcome, applicant, form,"
         " materials, deferred, deferred_due_at, idempotency_key, submitted_at, accepted_at, closed_at, due_at,"
@@ -102,9 +108,7 @@ def _tables_sql(d: _Dialect, cases: int) -> list[str]:
         f" 1, {case_state},"
         f" CASE WHEN {n} > {live_from} THEN NULL WHEN {n} % 20 < 17 THEN 'approved' WHEN {n} % 20 < 19"
         " THEN 'rejected' ELSE 'withdrawn' END,"
-        + json(
-            f"""'{{"id": "9131' || {d.text(f"100000000 + {n}")} || '", "name": "申请人' || {d.text(f"{n} % 20000")} || '"}}'"""
-        )
+        + json(applicant_json)
         + f", {json(repr('{}'))}, {json(repr('[]'))}, {json(repr('[]'))}, NULL, NULL,"
         f" {d.at(submitted)}, {d.at(submitted)},"
         f" CASE WHEN {n} > {live_from} THEN NULL ELSE {d.at(f'{submitted} + 7000 + ({n} * 13) % 2880')} END,"
@@ -127,10 +131,14 @@ def _tables_sql(d: _Dialect, cases: int) -> list[str]:
     untimed = _classes(n)["untimed"]
     kind = f"CASE WHEN {step} IN {SURVEY_STEPS} THEN 'survey' WHEN {step} = 0 THEN 'acceptance' ELSE 'approval' END"
     department = f"'d' || {d.text(f'10 + (({case_id} % {DEFINITIONS}) * 3 + {step} * 7) % {DEPARTMENTS}')}"
-    signoffs_open = f"CASE WHEN NOT {open_} THEN 0 WHEN {step} IN {SURVEY_STEPS} THEN 3 WHEN {step} IN {EITHER_STEPS} THEN 1 ELSE 0 END"
+    signoffs_open = (
+        f"CASE WHEN NOT {open_} THEN 0 WHEN {step} IN {SURVEY_STEPS} THEN 3"
+        f" WHEN {step} IN {EITHER_STEPS} THEN 1 ELSE 0 END"
+    )
     task_sla = (
         f"CASE WHEN NOT {open_} THEN NULL WHEN {untimed} THEN NULL WHEN {case_id} % 50 = 0 THEN 'paused'"
-        f" WHEN {_classes(n)['overdue']} THEN 'overdue' WHEN {_classes(n)['warning']} THEN 'warning' ELSE 'on_track' END"
+        f" WHEN {_classes(n)['overdue']} THEN 'overdue' WHEN {_classes(n)['warning']} THEN 'warning'"
+        " ELSE 'on_track' END"
     )
     statements.append(
         "INSERT INTO tasks (id, case_id, step_id, kind, name, department, state, outcome, assignee, delegated_by,"
@@ -153,15 +161,22 @@ def _tables_sql(d: _Dialect, cases: int) -> list[str]:
     # sign-offs: three survey departments (the task's own and the next two), two 或签 roles of the department
     slot = f"(({n} - 1) % 3)"
     task = f"(({n} - 1) / 3 + 1)"
-    survey_task = f"((({task} - 1) / 2) * {STEPS} + CASE WHEN ({task} - 1) % 2 = 0 THEN {SURVEY_STEPS[0] + 1} ELSE {SURVEY_STEPS[1] + 1} END)"
+    survey_task = (
+        f"((({task} - 1) / 2) * {STEPS} + CASE WHEN ({task} - 1) % 2 = 0 THEN {SURVEY_STEPS[0] + 1}"
+        f" ELSE {SURVEY_STEPS[1] + 1} END)"
+    )
+    participant = f"10 + (CAST(substr(t.department, 2) AS INTEGER) - 10 + {slot}) % {DEPARTMENTS}"
     statements.append(
         "INSERT INTO signoffs (task_id, position, kind, party, signed_by, signed_at, outcome, opinion)"
-        f" SELECT t.id, {slot}, 'department', 'd' || {d.text(f'10 + (CAST(substr(t.department, 2) AS INTEGER) - 10 + {slot}) % {DEPARTMENTS}')},"
+        f" SELECT t.id, {slot}, 'department', 'd' || {d.text(participant)},"
         " CASE WHEN t.state = 'completed' THEN t.completed_by END, t.completed_at,"
         " CASE WHEN t.state = 'completed' THEN 'approve' END, NULL"
         f" FROM {d.numbers(cases * 2 * 3)} JOIN tasks t ON t.id = {survey_task}"
     )
-    either_task = f"((({task} - 1) / 2) * {STEPS} + CASE WHEN ({task} - 1) % 2 = 0 THEN {EITHER_STEPS[0] + 1} ELSE {EITHER_STEPS[1] + 1} END)"
+    either_task = (
+        f"((({task} - 1) / 2) * {STEPS} + CASE WHEN ({task} - 1) % 2 = 0 THEN {EITHER_STEPS[0] + 1}"
+        f" ELSE {EITHER_STEPS[1] + 1} END)"
+    )
     slot2 = f"(({n} - 1) % 2)"
     task2 = f"(({n} - 1) / 2 + 1)"
     statements.append(
@@ -176,11 +191,13 @@ def _tables_sql(d: _Dialect, cases: int) -> list[str]:
         "INSERT INTO events (case_id, task_id, step_id, kind, actor, at, from_state, to_state, edge_from, edge_to,"
         " data) SELECT t.case_id, t.id, t.step_id, CASE WHEN t.state = 'completed' THEN 'task_completed'"
         " ELSE 'task_ready' END, t.completed_by, COALESCE(t.completed_at, t.ready_at), NULL, t.state,"
-        f" NULL, NULL, NULL FROM tasks t"
+        " NULL, NULL, NULL FROM tasks t"
     )
     statements.append(
         "INSERT INTO alerts (subject, kind, case_id, task_id, department, recipient_role, message, raised_at)"
-        " SELECT 'task:' || " + d.text("t.id") + ", CASE WHEN t.sla_state = 'overdue' THEN 'overdue' ELSE 'warning' END,"
+        " SELECT 'task:' || "
+        + d.text("t.id")
+        + ", CASE WHEN t.sla_state = 'overdue' THEN 'overdue' ELSE 'warning' END,"
         " t.case_id, t.id, t.department, NULL, '预警', COALESCE(t.warn_at, t.ready_at) FROM tasks t"
         " WHERE t.sla_state = 'overdue' OR (t.state = 'completed' AND t.id % 20 = 0)"
     )
@@ -256,7 +273,9 @@ def fill(db: Engine, cases: int) -> None:
     try:
         cursor = raw.cursor()
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = MEMORY", "cache_size = -262144"):
-            cursor.execute(f"PRAGMA {pragma}")
+            # another connection may hold the file (a test's engine): then the load runs in WAL mode
+            with contextlib.suppress(sqlite3.OperationalError):
+                cursor.execute(f"PRAGMA {pragma}")
         cursor.execute("BEGIN IMMEDIATE")
         _load(lambda sql: cursor.execute(sql).fetchall(), d, cases)
         cursor.execute("COMMIT")
@@ -333,19 +352,33 @@ def measure(db: Engine, cases: int, repeats: int) -> dict[str, float]:
         ),
         "search_number": within(
             lambda c, i: read.search_cases(
-                c, read.CaseFilter(number_prefix=f"TB2026-R{1000000000 + any_cases[i]}"[:-2]), now=now, calendar=calendar
+                c,
+                read.CaseFilter(number_prefix=f"TB2026-R{1000000000 + any_cases[i]}"[:-2]),
+                now=now,
+                calendar=calendar,
             )
         ),
         "progress": within(
             lambda c, i: read.progress(c, f"TB2026-R{1000000000 + any_cases[i]}", f"9131{100000000 + any_cases[i]}")
         ),
-        "dashboard": within(lambda c, i: read.dashboard(c, now - timedelta(days=30), now)),
+        "dashboard": within(lambda c, i: read.dashboard(c, *period)),
     }
+    period = (now - timedelta(days=30), now)
+    plain = within(lambda c, i: read.dashboard(c, *period))
+    with reading(db) as conn:
+        summarized = read.summarized_through(conn) is not None
+    if not summarized:  # before the summary of closed days exists: the plain statements over the period
+        figures_plain = _median_ms(plain, 3)
+        print(f"  {'dashboard_plain':18} {figures_plain:9.2f} ms (no summary yet)", flush=True)
+        started = time.perf_counter()
+        with db.begin() as conn:
+            days = read.refresh_work_summary(conn, now)
+        print(f"  refresh_work_summary: {days} days in {time.perf_counter() - started:.1f} s", flush=True)
     with reading(db) as conn:
         first = read.queue(conn, department=QUEUE_DEPARTMENT, user=QUEUE_USER, now=now, calendar=calendar)
     global _second
     _second = first.next
-    figures = {}
+    figures = {} if summarized else {"dashboard_plain": figures_plain}
     for name, call in reads.items():
         figures[name] = _median_ms(call, repeats if name != "dashboard" else max(5, repeats // 4))
         print(f"  {name:18} {figures[name]:9.2f} ms", flush=True)
@@ -365,7 +398,12 @@ def run(name: str, url: str, cases: int, repeats: int) -> dict[str, float]:
         upgrade(db)
         db.dispose()
         started = time.perf_counter()
-        fill(db, cases)
+        with db.connect() as conn:
+            present = conn.exec_driver_sql("SELECT COUNT(*) FROM cases").scalar()
+        if present == cases:
+            print(f"{name}: reusing {cases:,} cases", flush=True)
+        else:
+            fill(db, cases)
         built = time.perf_counter() - started
         print(f"{name}: built {cases:,} cases / {cases * STEPS:,} tasks in {built:.1f} s", flush=True)
         figures = measure(db, cases, repeats)
@@ -380,9 +418,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=41)
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
+    parser.add_argument("--sqlite-file", help="build the SQLite side in this file and keep it (reused when it exists)")
     args = parser.parse_args(argv)
     results: dict[str, dict[str, float]] = {}
-    if args.only in (None, "sqlite"):
+    if args.only in (None, "sqlite") and args.sqlite_file:
+        results["sqlite"] = run("sqlite", f"sqlite:///{args.sqlite_file}", args.cases, args.repeats)
+    elif args.only in (None, "sqlite"):
         with tempfile.TemporaryDirectory() as folder:
             results["sqlite"] = run("sqlite", f"sqlite:///{folder}/read.sqlite", args.cases, args.repeats)
     if args.only in (None, "postgresql"):

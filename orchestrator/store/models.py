@@ -221,6 +221,17 @@ class Task(Base):
         Index("ix_tasks_case", "case_id"),
         # the read side: live counts per department and colour, 已办 of a person, completions in a period
         Index("ix_tasks_open_sla", "department", "sla_state", sqlite_where=OPEN_FILTER, postgresql_where=OPEN_FILTER),
+        # the signatures owed: an open task looked up by id for its queue key without reading the table row
+        Index(
+            "ix_tasks_open_key",
+            "id",
+            "due_at",
+            "department",
+            "signoffs_open",
+            "state",
+            sqlite_where=OPEN_FILTER,
+            postgresql_where=OPEN_FILTER,
+        ),
         Index(
             "ix_tasks_done_by",
             "completed_by",
@@ -237,6 +248,7 @@ class Task(Base):
             "step_id",
             "work_minutes",
             "due_at",
+            "state",  # SQLite reads the index alone only when it holds every column the query names
             sqlite_where=COMPLETED_FILTER,
             postgresql_where=COMPLETED_FILTER,
         ),
@@ -284,6 +296,7 @@ class Signoff(Base):
             "party",
             "kind",
             "task_id",
+            "signed_at",  # always NULL here, but SQLite reads the index alone only if it holds every column named
             sqlite_where=UNSIGNED_FILTER,
             postgresql_where=UNSIGNED_FILTER,
         ),
@@ -456,6 +469,34 @@ class NotificationDelivery(Base):
     claim_token: Mapped[str | None] = mapped_column(String(40))
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None]
+
+
+class WorkDay(Base):
+    """The dashboards' summary of one closed day (Asia/Shanghai) of completions, per definition, department
+    and step, written set-based by ``engine.read.refresh_work_summary``; ``minutes`` holds every
+    ``work_minutes`` of the group, so percentiles over any run of days stay exact."""
+
+    __tablename__ = "work_days"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, Asia/Shanghai
+    definition_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    department: Mapped[str] = mapped_column(String(32), primary_key=True)
+    step_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    completed: Mapped[int]
+    timed: Mapped[int]  # of which had a due time
+    on_time: Mapped[int]  # of which were completed by it
+    measured: Mapped[int]  # of which have work_minutes
+    minutes_total: Mapped[int]
+    minutes: Mapped[list[Any]]
+
+
+class WorkDaysState(Base):
+    """How far ``work_days`` reaches: every day before ``through`` is summarized (one row)."""
+
+    __tablename__ = "work_days_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    through: Mapped[str] = mapped_column(String(10))
 
 
 class Urge(Base):

@@ -496,6 +496,37 @@ def test_dashboard_figures_match_a_hand_count(engine, clock):
     with pytest.raises(ValueError, match="empty"):
         r.dashboard(None, at(3, 0), at(2, 0))  # type: ignore[arg-type]
 
+    # the same figures from the summary of closed days, alone or with live completions around it
+    clock.set(at(3, 9))
+    engine.complete_task(open_tasks(engine, b)["seal"], "gaj2")  # Tue 09:00: live, after the summary
+    with engine.db.begin() as conn:
+        assert r.refresh_work_summary(conn, clock()) == 1  # Monday; Tuesday is not over
+        assert r.refresh_work_summary(conn, clock()) == 0
+    with reading(engine.db) as conn:
+        assert r.summarized_through(conn) == at(3, 0).date()
+        summarized = r.dashboard(conn, at(2, 0), at(3, 0))
+        wider = r.dashboard(conn, at(1, 0), at(4, 0))  # Sunday and Monday summarized, Tuesday live
+        partial = r.dashboard(conn, at(2, 12), at(3, 12))  # no whole summarized day: all live
+    assert _work_of(summarized) == _work_of(board)
+    gaj = {d.department: d for d in wider.departments}["gaj"]
+    # A's seal (45, Monday, from the summary) and B's seal (Mon 13:30 → Tue 09:00: 210, live)
+    assert (gaj.work.completed, gaj.work.average_minutes) == (2, 127.5)
+    assert gaj.work.p90_minutes == pytest.approx(45 + 0.9 * (210 - 45))
+    assert {d.department: d.work.completed for d in partial.departments if d.work.completed} == {
+        "gaj": 2,
+        "rsj": 1,
+        "scjg": 1,
+        "swj": 1,
+        "zwfw": 1,
+    }
+
+
+def _work_of(board):
+    return (
+        {d.department: d.work for d in board.departments},
+        {(s.definition_key, s.step_id): s.work for f in board.definitions for s in f.steps},
+    )
+
 
 # ----------------------------------------------------------------------------------------------
 # the outbox

@@ -7,7 +7,8 @@ dataclasses); lists come a page at a time behind a keyset cursor, never OFFSET.
 * queues (``queues.py``): ``queue`` (待办), ``claimed`` (我的在办), ``done`` (已办);
 * one case (``cases.py``): ``case_detail``, ``case_path`` (the live flowchart), ``search_cases``,
   ``progress`` (办理进度, for the applicant);
-* ``dashboard`` (``dashboard.py``): live counts and period figures per department and definition;
+* ``dashboard`` (``dashboard.py``): live counts and period figures per department and definition, with
+  ``refresh_work_summary`` keeping the per-day summary of closed days it reads;
 * the notification outbox (``outbox.py``): ``register_channel``, ``claim``, ``mark_delivered``,
   ``mark_failed``, ``failed_deliveries``.
 
@@ -28,7 +29,16 @@ from .cases import (
     search_cases,
 )
 from .common import DueKey, Page, TimeKey
-from .dashboard import Dashboard, DefinitionFigures, DepartmentFigures, StepFigures, WorkTime, dashboard
+from .dashboard import (
+    Dashboard,
+    DefinitionFigures,
+    DepartmentFigures,
+    StepFigures,
+    WorkTime,
+    dashboard,
+    refresh_work_summary,
+    summarized_through,
+)
 from .outbox import (
     Claim,
     FailedDelivery,
@@ -75,6 +85,8 @@ __all__ = [
     "memberships_of",
     "progress",
     "queue",
+    "refresh_work_summary",
     "register_channel",
     "search_cases",
+    "summarized_through",
 ]

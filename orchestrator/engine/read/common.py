@@ -60,10 +60,6 @@ case_applicant_name = literal_column("(cases.applicant ->> 'name')", String)
 READY_TASKS = text("tasks.state = 'ready'")
 CLAIMED_TASKS = text("tasks.state = 'claimed'")
 OPEN_TASKS = text("tasks.state IN ('ready', 'claimed')")
-# Open, said so that it does NOT imply the open-task indexes' predicate: a read that must drive from another
-# index (the sign-offs still owed) would otherwise walk every open task in due order, which SQLite's
-# planner prefers for an ORDER BY … LIMIT however few rows match.
-NOT_CLOSED_TASKS = text("tasks.state NOT IN ('completed', 'skipped', 'cancelled')")
 COMPLETED_TASKS = text("tasks.state = 'completed'")
 DONE_BY = text("tasks.completed_by IS NOT NULL")
 UNSIGNED = text("signoffs.signed_at IS NULL")

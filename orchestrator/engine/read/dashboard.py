@@ -25,12 +25,17 @@ suspensions), written by the engine on completion; on time means completed no la
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, bindparam, column, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ...store.models import Timestamp
+from ...calendar import TZ
+from ...store.models import Timestamp, WorkDay, WorkDaysState
 from ..errors import NotFound
 from ..publish import DefinitionCache
 from .common import aware, department_names, latest_definition_names
@@ -133,20 +138,186 @@ PG_DEPARTMENTS = _period(
     f"WITH done AS ({_DONE}) SELECT department, {_SUMS},"
     " percentile_cont(0.9) WITHIN GROUP (ORDER BY work_minutes) AS p90 FROM done GROUP BY department"
 )
-# SQLite: one pass materializes the period's completions, then sums and the two ranked rows around the
-# 90th percentile of each group (percentile_cont's interpolation: position 0.9 * (n - 1) from 0)
-SQLITE_DONE = _period(f"CREATE TEMPORARY TABLE dashboard_done AS {_DONE}")
 
 
-def _sqlite_groups(keys: str) -> tuple[str, str]:
-    sums = f"SELECT {keys}, {_SUMS} FROM dashboard_done GROUP BY {keys}"
-    ranks = (
-        f"SELECT {keys}, rn, n, work_minutes FROM (SELECT {keys}, work_minutes,"
-        f" ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY work_minutes) AS rn,"
-        f" COUNT(*) OVER (PARTITION BY {keys}) AS n FROM dashboard_done WHERE work_minutes IS NOT NULL)"
-        f" WHERE rn = CAST({P90} * (n - 1) AS INTEGER) + 1 OR rn = CAST({P90} * (n - 1) AS INTEGER) + 2"
+def percentile_cont(ordered: list[int], fraction: float = P90) -> float | None:
+    """PostgreSQL's percentile_cont over an ascending list: linear between the two values around
+    ``fraction × (n - 1)``."""
+    if not ordered:
+        return None
+    position = fraction * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+class _Tally:
+    __slots__ = ("completed", "measured", "minutes", "on_time", "timed", "values")
+
+    def __init__(self) -> None:
+        self.completed = self.timed = self.on_time = self.measured = self.minutes = 0
+        self.values: list[int] = []
+
+    def add(self, work: int | None, on_time: int | None) -> None:
+        self.completed += 1
+        if on_time is not None:
+            self.timed += 1
+            self.on_time += on_time
+        if work is not None:
+            self.measured += 1
+            self.minutes += work
+            self.values.append(work)
+
+    def add_day(self, day: Any) -> None:
+        self.completed += day.completed
+        self.timed += day.timed
+        self.on_time += day.on_time
+        self.measured += day.measured
+        self.minutes += day.minutes_total
+        self.values.extend(day.minutes)
+
+    def work(self) -> WorkTime:
+        self.values.sort()
+        return WorkTime(
+            completed=self.completed,
+            timed=self.timed,
+            on_time=self.on_time,
+            measured=self.measured,
+            average_minutes=self.minutes / self.measured if self.measured else None,
+            p90_minutes=percentile_cont(self.values),
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# the summary of closed days
+
+
+def _local_day(column: str, postgres: bool) -> str:
+    """The Asia/Shanghai date of a stored UTC timestamp, as YYYY-MM-DD."""
+    if postgres:
+        return f"to_char({column} AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD')"
+    return f"date({column}, '+8 hours')"  # stored as UTC text; Shanghai keeps +8 all year
+
+
+_SUMMARIZE = (
+    "INSERT INTO work_days (day, definition_key, department, step_id, completed, timed, on_time, measured,"
+    " minutes_total, minutes)"
+    " SELECT {day}, c.definition_key, t.department, t.step_id, COUNT(*), COUNT(t.due_at),"
+    " SUM(CASE WHEN t.due_at IS NOT NULL AND t.completed_at <= t.due_at THEN 1 ELSE 0 END), COUNT(t.work_minutes),"
+    " COALESCE(SUM(t.work_minutes), 0), {values}"
+    " FROM tasks t JOIN cases c ON c.id = t.case_id"
+    " WHERE t.state = 'completed' AND t.completed_at >= :start AND t.completed_at < :end"
+    " GROUP BY 1, 2, 3, 4"
+)
+SUMMARIZE = {
+    "postgresql": _period(
+        _SUMMARIZE.format(
+            day=_local_day("t.completed_at", True),
+            values="COALESCE(json_agg(t.work_minutes) FILTER (WHERE t.work_minutes IS NOT NULL), '[]'::json)",
+        )
+    ),
+    "sqlite": _period(
+        _SUMMARIZE.format(
+            day=_local_day("t.completed_at", False),
+            values="json_group_array(t.work_minutes) FILTER (WHERE t.work_minutes IS NOT NULL)",
+        )
+    ),
+}
+FIRST_COMPLETION = text("SELECT MIN(completed_at) FROM tasks WHERE tasks.state = 'completed'").columns(
+    column("min", Timestamp)
+)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=TZ)
+
+
+def summarized_through(conn: Connection) -> date | None:
+    """Every day before this one is in ``work_days`` (None: nothing summarized yet)."""
+    state = WorkDaysState.__table__
+    through = conn.execute(select(state.c.through).where(state.c.id == 1)).scalar()
+    return None if through is None else date.fromisoformat(through)
+
+
+def refresh_work_summary(conn: Connection, now: datetime) -> int:
+    """Summarize every closed day (before today, Asia/Shanghai) not summarized yet, in one set-based
+    INSERT … SELECT … GROUP BY; returns the number of days added. Run it in a write transaction
+    (``with db.begin()``) from the scheduler, e.g. once a night; a day, once closed, never changes (a task is
+    completed at the moment of its transition and stays so), so its summary stays true. Two refreshes at once
+    are serialized by the state row's lock."""
+    aware(now)
+    state = WorkDaysState.__table__
+    today = now.astimezone(TZ).date()
+    if conn.dialect.name == "postgresql":
+        conn.execute(pg_insert(state).values(id=1, through="0001-01-01").on_conflict_do_nothing())
+        through = conn.execute(select(state.c.through).where(state.c.id == 1).with_for_update()).scalar_one()
+    else:
+        conn.execute(sqlite_insert(state).values(id=1, through="0001-01-01").on_conflict_do_nothing())
+        through = conn.execute(select(state.c.through).where(state.c.id == 1)).scalar_one()
+    start = date.fromisoformat(through)
+    if start == date.min:  # the first refresh starts at the first completion
+        first = conn.execute(FIRST_COMPLETION).scalar()
+        if first is None:
+            conn.execute(state.update().where(state.c.id == 1).values(through=today.isoformat()))
+            return 0
+        start = first.astimezone(TZ).date()
+    if start >= today:
+        return 0
+    conn.execute(SUMMARIZE[conn.dialect.name], {"start": _midnight(start), "end": _midnight(today)})
+    conn.execute(state.update().where(state.c.id == 1).values(through=today.isoformat()))
+    return (today - start).days
+
+
+# The period's completions outside the summary, with the definition of their case: through the covering
+# ix_tasks_completed (the range) and the case by its key.
+LIVE_DONE = _period(
+    "SELECT c.definition_key, t.department, t.step_id, t.work_minutes, CASE WHEN t.due_at IS NULL THEN NULL"
+    " WHEN t.completed_at <= t.due_at THEN 1 ELSE 0 END FROM tasks t JOIN cases c ON c.id = t.case_id"
+    " WHERE t.state = 'completed' AND t.completed_at >= :start AND t.completed_at < :end"
+)
+
+
+def _whole_days(start: datetime, end: datetime, through: date | None) -> tuple[date, date] | None:
+    """The first and last summarized day lying wholly inside [start, end)."""
+    if through is None:
+        return None
+    first = start.astimezone(TZ).date()
+    if _midnight(first) < start:
+        first += timedelta(days=1)
+    last = min(end.astimezone(TZ).date() - timedelta(days=1), through - timedelta(days=1))
+    return (first, last) if first <= last else None
+
+
+def _work_figures(
+    conn: Connection, start: datetime, end: datetime
+) -> tuple[dict[tuple[str, str, str], WorkTime], dict[str, WorkTime]]:
+    """Completions in [start, end): per (definition, step, department) and per department."""
+    days = _whole_days(start, end, summarized_through(conn))
+    postgres = conn.dialect.name == "postgresql"
+    if postgres and days is None:  # one plain statement each, percentiles by the database
+        period = {"start": start, "end": end}
+        steps = {(r.definition_key, r.step_id, r.department): _work(r, r.p90) for r in conn.execute(PG_STEPS, period)}
+        return steps, {r.department: _work(r, r.p90) for r in conn.execute(PG_DEPARTMENTS, period)}
+    step_tallies: dict[tuple[str, str, str], _Tally] = defaultdict(_Tally)
+    department_tallies: dict[str, _Tally] = defaultdict(_Tally)
+    ranges = [(start, end)]
+    if days is not None:
+        first, last = days
+        w = WorkDay.__table__
+        for day in conn.execute(select(w).where(w.c.day >= first.isoformat(), w.c.day <= last.isoformat())):
+            step_tallies[(day.definition_key, day.step_id, day.department)].add_day(day)
+            department_tallies[day.department].add_day(day)
+        ranges = [(start, _midnight(first)), (_midnight(last + timedelta(days=1)), end)]
+    for low, high in ranges:
+        if low >= high:
+            continue
+        for key, department, step_id, work, on_time in conn.execute(LIVE_DONE, {"start": low, "end": high}):
+            step_tallies[(key, step_id, department)].add(work, on_time)
+            department_tallies[department].add(work, on_time)
+    return (
+        {k: t.work() for k, t in step_tallies.items()},
+        {k: t.work() for k, t in department_tallies.items()},
     )
-    return sums, ranks
 
 
 CASES_CLOSED = _period(
@@ -179,46 +350,13 @@ def _work(row: object, p90: float | None) -> WorkTime:
     )
 
 
-def _interpolate(rows: list[object]) -> dict[tuple, float]:
-    """percentile_cont(0.9) from the ranked rows around it: (key) -> value."""
-    picked: dict[tuple, dict[int, float]] = {}
-    sizes: dict[tuple, int] = {}
-    for row in rows:
-        *key, rn, n, value = tuple(row)  # type: ignore[arg-type]
-        picked.setdefault(tuple(key), {})[rn] = value
-        sizes[tuple(key)] = n
-    found = {}
-    for key, values in picked.items():
-        position = P90 * (sizes[key] - 1)
-        low = int(position)
-        fraction = position - low
-        lower = values[low + 1]
-        upper = values.get(low + 2, lower)
-        found[key] = lower + (upper - lower) * fraction
-    return found
-
-
 def dashboard(conn: Connection, start: datetime, end: datetime) -> Dashboard:
     """The figures of every department and definition for [start, end), and the live counts now."""
     aware(start), aware(end)
     if end <= start:
         raise ValueError(f"the period [{start}, {end}) is empty: end must be after start")
     period = {"start": start, "end": end}
-    postgres = conn.dialect.name == "postgresql"
-    if postgres:
-        steps = [(r, r.p90) for r in conn.execute(PG_STEPS, period)]
-        departments_work = [(r, r.p90) for r in conn.execute(PG_DEPARTMENTS, period)]
-    else:
-        conn.execute(SQLITE_DONE, period)
-        try:
-            sums, ranks = _sqlite_groups("definition_key, step_id, department")
-            p90 = _interpolate(list(conn.exec_driver_sql(ranks)))
-            steps = [(r, p90.get((r.definition_key, r.step_id, r.department))) for r in conn.exec_driver_sql(sums)]
-            sums, ranks = _sqlite_groups("department")
-            p90 = _interpolate(list(conn.exec_driver_sql(ranks)))
-            departments_work = [(r, p90.get((r.department,))) for r in conn.exec_driver_sql(sums)]
-        finally:
-            conn.exec_driver_sql("DROP TABLE temp.dashboard_done")
+    step_work, work_by_department = _work_figures(conn, start, end)
 
     department_live: dict[str, dict[str | None, int]] = {}
     for row in conn.execute(LIVE_TASKS):
@@ -240,7 +378,6 @@ def dashboard(conn: Connection, start: datetime, end: datetime) -> Dashboard:
         evaluations.setdefault(row.definition_key, {})[row.level] = row.n
 
     names = department_names(conn)
-    work_by_department = {r.department: _work(r, p90) for r, p90 in departments_work}
     codes = sorted(set(department_live) | set(work_by_department) | set(department_alerts))
     departments = tuple(
         DepartmentFigures(
@@ -255,17 +392,11 @@ def dashboard(conn: Connection, start: datetime, end: datetime) -> Dashboard:
         )
         for code in codes
     )
-    step_names = _step_names(conn, {r.definition_key for r, _ in steps})
+    step_names = _step_names(conn, {key for key, _, _ in step_work})
     steps_by_definition: dict[str, list[StepFigures]] = {}
-    for row, p90 in steps:
-        steps_by_definition.setdefault(row.definition_key, []).append(
-            StepFigures(
-                row.definition_key,
-                row.step_id,
-                step_names.get((row.definition_key, row.step_id), row.step_id),
-                row.department,
-                _work(row, p90),
-            )
+    for (key, step_id, department), work in step_work.items():
+        steps_by_definition.setdefault(key, []).append(
+            StepFigures(key, step_id, step_names.get((key, step_id), step_id), department, work)
         )
     definition_names = latest_definition_names(conn)
     keys = sorted(
@@ -306,4 +437,14 @@ def _step_names(conn: Connection, keys: set[str]) -> dict[tuple[str, str], str]:
     return names
 
 
-__all__ = ["Dashboard", "DefinitionFigures", "DepartmentFigures", "StepFigures", "WorkTime", "dashboard"]
+__all__ = [
+    "Dashboard",
+    "DefinitionFigures",
+    "DepartmentFigures",
+    "StepFigures",
+    "WorkTime",
+    "dashboard",
+    "percentile_cont",
+    "refresh_work_summary",
+    "summarized_through",
+]

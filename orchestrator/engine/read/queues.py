@@ -46,7 +46,7 @@ from ...store.models import Case, Membership, Signoff, Suspension, Task, Timesta
 from .common import (
     CLAIMED_TASKS,
     DONE_BY,
-    NOT_CLOSED_TASKS,
+    OPEN_TASKS,
     READY_TASKS,
     SIGNED_BY,
     SLA_LABELS,
@@ -217,7 +217,7 @@ def _source(tag: str, i: int, with_case: bool) -> Select:
         return query.where(READY_TASKS, _tasks.c.department == value("department"))
     if tag == "claimed":
         return query.where(CLAIMED_TASKS, _tasks.c.assignee == value("user"))
-    query = query.where(UNSIGNED, _slots.c.party == value("party"), _slots.c.kind == _SLOT_KIND[tag], NOT_CLOSED_TASKS)
+    query = query.where(UNSIGNED, _slots.c.party == value("party"), _slots.c.kind == _SLOT_KIND[tag], OPEN_TASKS)
     if tag == "countersign":
         # in the role's department, and only while a role signature is still wanted: the engine counts 或签's
         # role slots as one open signature, so once a role signed only added signers (加签) remain open
@@ -248,15 +248,24 @@ def _filter_clauses(fields: Sequence[str]) -> list[Any]:
 
 
 def _union(tags: tuple[str, ...], with_case: bool, fields: tuple[str, ...], cursor_kind: str) -> Any:
-    """Every source's first ``:lim`` keys after the cursor, timed ones by (due_at, id) and untimed ones by
-    id: index-ordered reads, not ``ORDER BY due_at NULLS LAST`` (SQLite cannot read that from the index),
-    each wrapped so its ORDER BY and LIMIT stay its own."""
+    """Every source's first ``:lim`` keys after the cursor, each wrapped so its ORDER BY and LIMIT stay its
+    own. The pool and the claimed tasks are read in index order, timed ones by (due_at, id) and then
+    untimed ones by id (not ``ORDER BY due_at NULLS LAST``, which SQLite cannot read from the index); the
+    signatures owed come from the sign-off index and are sorted once, untimed last."""
     due, task_id = _tasks.c.due_at, _tasks.c.id
     after_due, after_id = bindparam("c_due", type_=Timestamp), bindparam("c_id", type_=Integer)
     limit = bindparam("lim", type_=Integer)
     branches = []
     for i, tag in enumerate(tags):
         query = _source(tag, i, with_case).where(*_filter_clauses(fields))
+        if tag not in ("pool", "claimed"):
+            # read from the sign-off index, so sorted anyway: one sort, untimed last, instead of two passes
+            if cursor_kind == "timed":
+                query = query.where(due.is_(None) | ((due >= after_due) & ((due > after_due) | (task_id > after_id))))
+            elif cursor_kind == "untimed":
+                query = query.where(due.is_(None), task_id > after_id)
+            branches.append(query.order_by(due.is_(None), due, task_id).limit(limit))
+            continue
         if cursor_kind != "untimed":
             timed = query.where(due.is_not(None))
             if cursor_kind == "timed":  # range first, so the index read starts at the cursor

@@ -7,6 +7,7 @@ outbox.
 * ``notifications.settled_at`` and a partial index of the notifications not yet settled, replacing
   ``ix_notifications_pending`` (no query read it); ``notification_channels`` and
   ``notification_deliveries`` (one row per notification and channel: lease, attempts, error).
+* ``work_days``: the dashboards' per-day summary of completions (``engine.read.refresh_work_summary``).
 * Partial indexes whose predicates the read queries repeat literally, and case-id indexes of the tables
   the case page reads.
 
@@ -77,6 +78,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_notification_deliveries"),
         sa.UniqueConstraint("notification_id", "channel", name="uq_notification_deliveries_notification_id_channel"),
     )
+    op.create_table(
+        "work_days",
+        sa.Column("day", sa.String(10), nullable=False),
+        sa.Column("definition_key", sa.String(64), nullable=False),
+        sa.Column("department", sa.String(32), nullable=False),
+        sa.Column("step_id", sa.String(64), nullable=False),
+        sa.Column("completed", sa.Integer(), nullable=False),
+        sa.Column("timed", sa.Integer(), nullable=False),
+        sa.Column("on_time", sa.Integer(), nullable=False),
+        sa.Column("measured", sa.Integer(), nullable=False),
+        sa.Column("minutes_total", sa.Integer(), nullable=False),
+        sa.Column("minutes", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("day", "definition_key", "department", "step_id", name="pk_work_days"),
+    )
+    op.create_table(
+        "work_days_state",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("through", sa.String(10), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_work_days_state"),
+    )
     _partial("ix_notification_deliveries_due", "notification_deliveries", ["channel", "next_attempt_at"], PENDING)
     op.drop_index("ix_notifications_pending", table_name="notifications")
     _partial("ix_notifications_unsettled", "notifications", ["id"], UNSETTLED)
@@ -88,12 +109,15 @@ def upgrade() -> None:
     _partial("ix_cases_live_sla", "cases", ["definition_key", "sla_state"], CASE_LIVE)
 
     _partial("ix_tasks_open_sla", "tasks", ["department", "sla_state"], OPEN)
+    _partial("ix_tasks_open_key", "tasks", ["id", "due_at", "department", "signoffs_open", "state"], OPEN)
     _partial("ix_tasks_done_by", "tasks", ["completed_by", "completed_at", "id"], DONE_BY)
     _partial(
-        "ix_tasks_completed", "tasks", ["completed_at", "case_id", "department", "step_id", "work_minutes", "due_at"],
+        "ix_tasks_completed",
+        "tasks",
+        ["completed_at", "case_id", "department", "step_id", "work_minutes", "due_at", "state"],
         COMPLETED,
     )  # fmt: skip
-    _partial("ix_signoffs_unsigned", "signoffs", ["party", "kind", "task_id"], UNSIGNED)
+    _partial("ix_signoffs_unsigned", "signoffs", ["party", "kind", "task_id", "signed_at"], UNSIGNED)
     _partial("ix_signoffs_signed_by", "signoffs", ["signed_by", "signed_at", "id"], SIGNED)
 
     op.create_index("ix_extensions_case", "extensions", ["case_id"])
@@ -116,6 +140,7 @@ def downgrade() -> None:
         ("ix_signoffs_unsigned", "signoffs"),
         ("ix_tasks_completed", "tasks"),
         ("ix_tasks_done_by", "tasks"),
+        ("ix_tasks_open_key", "tasks"),
         ("ix_tasks_open_sla", "tasks"),
         ("ix_cases_live_sla", "cases"),
         ("ix_cases_applicant_name", "cases"),
@@ -127,6 +152,8 @@ def downgrade() -> None:
     ]:
         op.drop_index(name, table_name=table)
     op.create_index("ix_notifications_pending", "notifications", ["delivered_at", "id"])
+    op.drop_table("work_days_state")
+    op.drop_table("work_days")
     op.drop_table("notification_deliveries")
     op.drop_table("notification_channels")
     with op.batch_alter_table("notifications") as batch_op:
