@@ -418,7 +418,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=41)
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
-    parser.add_argument("--sqlite-file", help="build the SQLite side in this file and keep it (reused when it exists)")
+    parser.add_argument("--sqlite-file", help="build the SQLite side in this file and keep it (reused if filled)")
+    parser.add_argument("--postgres-url", help="an existing PostgreSQL database to fill and keep (reused if filled)")
     args = parser.parse_args(argv)
     results: dict[str, dict[str, float]] = {}
     if args.only in (None, "sqlite") and args.sqlite_file:
@@ -426,7 +427,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.only in (None, "sqlite"):
         with tempfile.TemporaryDirectory() as folder:
             results["sqlite"] = run("sqlite", f"sqlite:///{folder}/read.sqlite", args.cases, args.repeats)
-    if args.only in (None, "postgresql"):
+    if args.only in (None, "postgresql") and args.postgres_url:
+        results["postgresql"] = run("postgresql", args.postgres_url, args.cases, args.repeats)
+    elif args.only in (None, "postgresql"):
         with scratch_postgres("tongban_bench_read", durable=False) as url:
             results["postgresql"] = run("postgresql", url, args.cases, args.repeats)
     summary: dict[str, Any] = {"cases": args.cases, "tasks": args.cases * STEPS}

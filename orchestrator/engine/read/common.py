@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, String, literal_column, select, text, tuple_
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from ...calendar import BusinessCalendar
 from ...store.models import DefinitionVersion, Department
@@ -130,6 +132,26 @@ class TimeKey:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class unindexed(FunctionElement[Any]):
+    """A column SQLite must not pick an index for (its documented unary ``+``); plain elsewhere. For a term
+    whose index would drive a join the wrong way round, e.g. every open task of a department probed for a
+    sign-off, where the sign-offs owed are a handful."""
+
+    name = "unindexed"
+    inherit_cache = True
+    type = String()
+
+
+@compiles(unindexed)
+def _unindexed(element: unindexed, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element: unindexed, compiler: Any, **kw: Any) -> str:
+    return "+" + compiler.process(element.clauses, **kw)
 
 
 def due_after(due_at: ColumnElement[Any], key_id: ColumnElement[Any], cursor: DueKey) -> ColumnElement[bool]:

@@ -64,6 +64,7 @@ from .common import (
     describe_minutes,
     newer_than,
     remaining_minutes,
+    unindexed,
 )
 
 _tasks = Task.__table__
@@ -227,7 +228,9 @@ def _source(tag: str, i: int, with_case: bool) -> Select:
             .where(added.c.task_id == _tasks.c.id, added.c.kind == "user", added.c.signed_at.is_(None))
             .scalar_subquery()
         )
-        query = query.where(_tasks.c.department == value("department"), _tasks.c.signoffs_open > unsigned_added)
+        # unindexed: by the department, SQLite would probe every open task of it for the role's sign-off
+        in_department = unindexed(_tasks.c.department) == value("department")
+        query = query.where(in_department, _tasks.c.signoffs_open > unsigned_added)
     return query
 
 
@@ -492,9 +495,9 @@ def done(
     _check_limit(limit)
     after = TimeKey.decode(cursor) if cursor else None
     completed_time, signed_time = _tasks.c.completed_at, _slots.c.signed_at
-    same_act = exists().where(
+    same_act = exists().where(  # by the task's own sign-offs, not every signature of the person
         _slots.c.task_id == _tasks.c.id,
-        _slots.c.signed_by == _tasks.c.completed_by,
+        unindexed(_slots.c.signed_by) == _tasks.c.completed_by,
         _slots.c.signed_at == completed_time,
     )
     completions = (
