@@ -99,5 +99,12 @@ def test_the_dashboard_reads_its_covering_and_partial_indexes(bench_data):
     live_cases = next(s for s in seen if "FROM cases WHERE cases.state IN" in s[0])
     with reading(db) as conn:
         texts = [plan(conn, *statement) for statement in (completions, live_tasks, live_cases)]
-    for text, index in zip(texts, ("ix_tasks_completed", "ix_tasks_open_sla", "ix_cases_live_sla"), strict=True):
-        assert reads_index(text, index, bitmap=True), (index, text)
+    completions_plan, live_tasks_plan, live_cases_plan = texts
+    assert reads_index(completions_plan, "ix_tasks_completed", bitmap=True), completions_plan
+    assert reads_index(live_cases_plan, "ix_cases_live_sla", bitmap=True), live_cases_plan
+    # the live counts read an index of the open tasks only: SQLite its own covering one; PostgreSQL, by its
+    # statistics, any of the open-task partial indexes (they share the predicate)
+    open_indexes = ["ix_tasks_open_sla"]
+    if db.dialect.name == "postgresql":
+        open_indexes += ["ix_tasks_open_due", "ix_tasks_open_warn", "ix_tasks_open_key"]
+    assert any(reads_index(live_tasks_plan, index, bitmap=True) for index in open_indexes), live_tasks_plan

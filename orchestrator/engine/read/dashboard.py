@@ -1,34 +1,39 @@
 """Dashboard aggregates (效能监察) per department and per definition over a period [start, end).
 
 Live figures (open, warning, overdue, paused) count what is open now; period figures count what happened
-in the period. Every figure is one set-based statement over an index, nothing loops over rows in Python:
+in the period. Live counts are set-based statements over small partial indexes, read index-only:
 
 * open tasks per department and colour: ``ix_tasks_open_sla (department, sla_state) WHERE state IN
-  ('ready', 'claimed')``, read index-only;
-* live cases per definition and colour: ``ix_cases_live_sla (definition_key, sla_state) WHERE state IN
-  ('accepted', 'in_progress', 'suspended')``, index-only;
-* completions in the period: ``ix_tasks_completed (completed_at, case_id, department, step_id,
-  work_minutes, due_at) WHERE state = 'completed'``, a covering range scan, joined to the case by its key
-  for the definition; the 90th percentile of working time is ``percentile_cont(0.9)`` on PostgreSQL and,
-  on SQLite (no percentile function), the same interpolation between the two ranked rows around it,
-  picked by ``row_number()`` over each group;
+  ('ready', 'claimed')``; live cases per definition and colour: ``ix_cases_live_sla (definition_key,
+  sla_state) WHERE state IN ('accepted', 'in_progress', 'suspended')``;
 * cases completed (办结) in the period: ``ix_cases_closed (closed_at, definition_key) WHERE closed_at IS
   NOT NULL``; alerts: ``ix_alerts_raised``; evaluations: ``ix_evaluations_at``.
 
-Cost grows with the completions in the period, not with the table: a month of a busy city is tens of
-thousands of rows (bench/read.py measures a 30-day period over 1,000,000 tasks).
+Working time per step (count, on-time rate, average, 90th percentile) must see every completion of the
+period: some 65,000 in a 30-day period at 1,000,000 tasks. Read from the tasks that costs 0.5–1.5 s
+(SQLite has no percentile function and sorts the rows once per grouping; PostgreSQL's percentile_cont
+sorts them too; both then hand every row over), so it is designed around a **summary of closed days**:
+
+* ``work_days``: per closed day (Asia/Shanghai), definition, department and step, the counts, the sum
+  and the list of every ``work_minutes``, so a percentile over any run of days stays exact. It is written
+  by ``refresh_work_summary`` (one ``INSERT … SELECT … GROUP BY`` per refresh, from the scheduler); a
+  closed day never changes, as a task is completed at the moment of its transition and stays so.
+* A dashboard reads the summary for the whole days of its period and the tasks for the rest (today, a
+  partial first day) through the covering ``ix_tasks_completed (completed_at, case_id, department,
+  step_id, work_minutes, due_at, state) WHERE state = 'completed'``, the definitions of their cases by key.
+  The percentile is ``percentile_cont(0.9)``'s interpolation, computed over the merged, sorted values.
+* Until the first refresh, PostgreSQL answers with plain ``percentile_cont(0.9)`` statements and SQLite
+  reads every completion of the period (correct, slow at that size).
 
 Working time is ``tasks.work_minutes`` (working minutes from ready to completed, less the case's
 suspensions), written by the engine on completion; on time means completed no later than the due time
 (which suspensions and extensions pushed out). Untimed tasks count as completed, not in the on-time rate.
 """
-
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
 from sqlalchemy import Connection, bindparam, column, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -168,13 +173,13 @@ class _Tally:
             self.minutes += work
             self.values.append(work)
 
-    def add_day(self, day: Any) -> None:
-        self.completed += day.completed
-        self.timed += day.timed
-        self.on_time += day.on_time
-        self.measured += day.measured
-        self.minutes += day.minutes_total
-        self.values.extend(day.minutes)
+    def merge(self, other: _Tally) -> None:
+        self.completed += other.completed
+        self.timed += other.timed
+        self.on_time += other.on_time
+        self.measured += other.measured
+        self.minutes += other.minutes
+        self.values += other.values  # sorted runs: the sort in work() merges them
 
     def work(self) -> WorkTime:
         self.values.sort()
@@ -213,7 +218,8 @@ SUMMARIZE = {
     "postgresql": _period(
         _SUMMARIZE.format(
             day=_local_day("t.completed_at", True),
-            values="COALESCE(json_agg(t.work_minutes) FILTER (WHERE t.work_minutes IS NOT NULL), '[]'::json)",
+            values="COALESCE(json_agg(t.work_minutes ORDER BY t.work_minutes)"
+            " FILTER (WHERE t.work_minutes IS NOT NULL), '[]'::json)",
         )
     ),
     "sqlite": _period(
@@ -268,13 +274,30 @@ def refresh_work_summary(conn: Connection, now: datetime) -> int:
     return (today - start).days
 
 
-# The period's completions outside the summary, with the definition of their case: through the covering
-# ix_tasks_completed (the range) and the case by its key.
+# The period's completions outside the summary: from the covering ix_tasks_completed alone, and the
+# definition of their cases by key afterwards. Not a join: for a day's completions PostgreSQL hashes every
+# case (its default costs price a thousand index probes above one sequential scan).
 LIVE_DONE = _period(
-    "SELECT c.definition_key, t.department, t.step_id, t.work_minutes, CASE WHEN t.due_at IS NULL THEN NULL"
-    " WHEN t.completed_at <= t.due_at THEN 1 ELSE 0 END FROM tasks t JOIN cases c ON c.id = t.case_id"
+    "SELECT t.case_id, t.department, t.step_id, t.work_minutes, CASE WHEN t.due_at IS NULL THEN NULL"
+    " WHEN t.completed_at <= t.due_at THEN 1 ELSE 0 END FROM tasks t"
     " WHERE t.state = 'completed' AND t.completed_at >= :start AND t.completed_at < :end"
 )
+CASE_DEFINITIONS = text("SELECT id, definition_key FROM cases WHERE id IN :ids").bindparams(
+    bindparam("ids", expanding=True)
+)
+
+
+PG_CASE_DEFINITIONS = text("SELECT id, definition_key FROM cases WHERE id = ANY(:ids)")
+
+
+def _definitions_of(conn: Connection, case_ids: set[int]) -> dict[int, str]:
+    ordered = sorted(case_ids)
+    if conn.dialect.name == "postgresql":  # one array parameter
+        return dict(conn.execute(PG_CASE_DEFINITIONS, {"ids": ordered}).all())
+    found: dict[int, str] = {}
+    for start in range(0, len(ordered), 500):
+        found.update(conn.execute(CASE_DEFINITIONS, {"ids": ordered[start : start + 500]}).all())
+    return found
 
 
 def _whole_days(start: datetime, end: datetime, through: date | None) -> tuple[date, date] | None:
@@ -298,26 +321,33 @@ def _work_figures(
         period = {"start": start, "end": end}
         steps = {(r.definition_key, r.step_id, r.department): _work(r, r.p90) for r in conn.execute(PG_STEPS, period)}
         return steps, {r.department: _work(r, r.p90) for r in conn.execute(PG_DEPARTMENTS, period)}
-    step_tallies: dict[tuple[str, str, str], _Tally] = defaultdict(_Tally)
-    department_tallies: dict[str, _Tally] = defaultdict(_Tally)
+    tallies: dict[tuple[str, str, str], _Tally] = defaultdict(_Tally)
     ranges = [(start, end)]
     if days is not None:
         first, last = days
         w = WorkDay.__table__
-        for day in conn.execute(select(w).where(w.c.day >= first.isoformat(), w.c.day <= last.isoformat())):
-            step_tallies[(day.definition_key, day.step_id, day.department)].add_day(day)
-            department_tallies[day.department].add_day(day)
+        summary = select(
+            w.c.definition_key, w.c.step_id, w.c.department, w.c.completed, w.c.timed, w.c.on_time, w.c.measured,
+            w.c.minutes_total, w.c.minutes,
+        ).where(w.c.day >= first.isoformat(), w.c.day <= last.isoformat())  # fmt: skip
+        for key, step_id, department, completed, timed, on_time, measured, total, minutes in conn.execute(summary):
+            tally = tallies[(key, step_id, department)]
+            tally.completed += completed
+            tally.timed += timed
+            tally.on_time += on_time
+            tally.measured += measured
+            tally.minutes += total
+            tally.values += minutes
         ranges = [(start, _midnight(first)), (_midnight(last + timedelta(days=1)), end)]
-    for low, high in ranges:
-        if low >= high:
-            continue
-        for key, department, step_id, work, on_time in conn.execute(LIVE_DONE, {"start": low, "end": high}):
-            step_tallies[(key, step_id, department)].add(work, on_time)
-            department_tallies[department].add(work, on_time)
-    return (
-        {k: t.work() for k, t in step_tallies.items()},
-        {k: t.work() for k, t in department_tallies.items()},
-    )
+    rows = [row for low, high in ranges if low < high for row in conn.execute(LIVE_DONE, {"start": low, "end": high})]
+    definition_of = _definitions_of(conn, {row[0] for row in rows})
+    for case_id, department, step_id, work, on_time in rows:
+        tallies[(definition_of[case_id], step_id, department)].add(work, on_time)
+    steps = {key: tally.work() for key, tally in tallies.items()}  # sorts each step's values
+    by_department: dict[str, _Tally] = defaultdict(_Tally)
+    for (_, _, department), tally in tallies.items():
+        by_department[department].merge(tally)
+    return steps, {department: tally.work() for department, tally in by_department.items()}
 
 
 CASES_CLOSED = _period(
