@@ -266,7 +266,7 @@ def test_timers_need_the_current_schema(url):
     db.dispose()
     result = run("timers", "--url", url)
     assert result.exit_code == 1
-    assert "is at schema revision 0005, this tongban needs 0006: run `tongban db upgrade`" in result.output
+    assert "is at schema revision 0005, this tongban needs 0007: run `tongban db upgrade`" in result.output
 
 
 def test_simulate_runs_cases_to_the_end_and_is_deterministic_for_a_seed():

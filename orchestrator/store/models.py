@@ -228,6 +228,7 @@ class Task(Base):
             "due_at",
             "department",
             "signoffs_open",
+            "sla_state",  # the 红牌/黄牌 filter of a queue
             "state",
             sqlite_where=OPEN_FILTER,
             postgresql_where=OPEN_FILTER,

@@ -109,7 +109,7 @@ def upgrade() -> None:
     _partial("ix_cases_live_sla", "cases", ["definition_key", "sla_state"], CASE_LIVE)
 
     _partial("ix_tasks_open_sla", "tasks", ["department", "sla_state"], OPEN)
-    _partial("ix_tasks_open_key", "tasks", ["id", "due_at", "department", "signoffs_open", "state"], OPEN)
+    _partial("ix_tasks_open_key", "tasks", ["id", "due_at", "department", "signoffs_open", "sla_state", "state"], OPEN)
     _partial("ix_tasks_done_by", "tasks", ["completed_by", "completed_at", "id"], DONE_BY)
     _partial(
         "ix_tasks_completed",
