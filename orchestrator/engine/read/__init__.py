@@ -5,8 +5,8 @@ take ``db.begin()``), an explicit ``now`` where time matters, and returns typed 
 dataclasses); lists come a page at a time behind a keyset cursor, never OFFSET.
 
 * queues (``queues.py``): ``queue`` (待办), ``claimed`` (我的在办), ``done`` (已办);
-* one case (``cases.py``): ``case_detail``, ``case_path`` (the live flowchart), ``search_cases``,
-  ``progress`` (办理进度, for the applicant);
+* one case (``cases.py``): ``case_detail``, ``case_path`` (the live flowchart); finding cases
+  (``search.py``): ``search_cases``, ``progress`` (办理进度, for the applicant);
 * ``dashboard`` (``dashboard.py``): live counts and period figures per department and definition, with
   ``refresh_work_summary`` keeping the per-day summary of closed days it reads;
 * the notification outbox (``outbox.py``): ``register_channel``, ``claim``, ``mark_delivered``,
@@ -15,19 +15,7 @@ dataclasses); lists come a page at a time behind a keyset cursor, never OFFSET.
 docs/engine.md ("The read side") lists which index serves each read.
 """
 
-from .cases import (
-    CaseDetail,
-    CaseFilter,
-    CasePath,
-    CaseSummary,
-    Progress,
-    ProgressStep,
-    StepOnPath,
-    case_detail,
-    case_path,
-    progress,
-    search_cases,
-)
+from .cases import CaseDetail, CasePath, CaseSummary, StepOnPath, case_detail, case_path
 from .common import DueKey, Page, TimeKey
 from .dashboard import (
     Dashboard,
@@ -50,6 +38,7 @@ from .outbox import (
     register_channel,
 )
 from .queues import DoneItem, QueueItem, TaskFilter, claimed, done, memberships_of, queue
+from .search import CaseFilter, Progress, ProgressStep, progress, search_cases
 
 __all__ = [
     "CaseDetail",

@@ -29,6 +29,7 @@ Working time is ``tasks.work_minutes`` (working minutes from ready to completed,
 suspensions), written by the engine on completion; on time means completed no later than the due time
 (which suspensions and extensions pushed out). Untimed tasks count as completed, not in the on-time rate.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict

@@ -37,6 +37,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     union_all,
 )
 
@@ -200,25 +201,28 @@ def _statement(name: str, build: Callable[[], Any], dialect: Any) -> prepared.Pr
     return _SQL.get(name, dialect)
 
 
-def _source(tag: str, i: int, with_case: bool) -> Select:
-    """Source ``i`` of a queue: the pool of a department, a person's claimed tasks, or open tasks owing a
-    signature of one party (a survey department, a countersign role in its department, an added signer)."""
+def _source(tag: str, i: int, with_case: bool, fields: Sequence[str], lateral: bool) -> tuple[Select, Any, Any]:
+    """Source ``i`` of a queue, with the task's due time and id columns to order it by: the pool of a
+    department, a person's claimed tasks, or open tasks owing a signature of one party (a survey
+    department, a countersign role in its department, an added signer).
+
+    ``lateral`` (PostgreSQL): an owed task is looked up per sign-off in a LATERAL subquery, a nested loop by
+    construction; as a plain join PostgreSQL merges the sign-offs with every open task's key instead."""
 
     def value(name: str) -> Any:
         return bindparam(f"s{i}_{name}", type_=String)
 
-    key = (_tasks.c.id, _tasks.c.due_at, literal(tag).label("source"))
+    filters = _filter_clauses(fields)
     if tag in ("pool", "claimed"):
-        query = select(*key).select_from(_tasks)
-    else:
-        query = select(*key).select_from(_slots).join(_tasks, _tasks.c.id == _slots.c.task_id)
-    if with_case:  # only when a filter asks for a column of the case
-        query = query.join(_cases, _cases.c.id == _tasks.c.case_id)
-    if tag == "pool":
-        return query.where(READY_TASKS, _tasks.c.department == value("department"))
-    if tag == "claimed":
-        return query.where(CLAIMED_TASKS, _tasks.c.assignee == value("user"))
-    query = query.where(UNSIGNED, _slots.c.party == value("party"), _slots.c.kind == _SLOT_KIND[tag], OPEN_TASKS)
+        query = select(_tasks.c.id, _tasks.c.due_at, literal(tag).label("source")).select_from(_tasks)
+        if with_case:  # only when a filter asks for a column of the case
+            query = query.join(_cases, _cases.c.id == _tasks.c.case_id)
+        if tag == "pool":
+            query = query.where(READY_TASKS, _tasks.c.department == value("department"), *filters)
+        else:
+            query = query.where(CLAIMED_TASKS, _tasks.c.assignee == value("user"), *filters)
+        return query, _tasks.c.due_at, _tasks.c.id
+    task_conditions = [OPEN_TASKS, *filters]
     if tag == "countersign":
         # in the role's department, and only while a role signature is still wanted: the engine counts 或签's
         # role slots as one open signature, so once a role signed only added signers (加签) remain open
@@ -229,9 +233,24 @@ def _source(tag: str, i: int, with_case: bool) -> Select:
             .scalar_subquery()
         )
         # unindexed: by the department, SQLite would probe every open task of it for the role's sign-off
-        in_department = unindexed(_tasks.c.department) == value("department")
-        query = query.where(in_department, _tasks.c.signoffs_open > unsigned_added)
-    return query
+        task_conditions += [
+            unindexed(_tasks.c.department) == value("department"),
+            _tasks.c.signoffs_open > unsigned_added,
+        ]
+    owed = (UNSIGNED, _slots.c.party == value("party"), _slots.c.kind == _SLOT_KIND[tag])
+    if lateral:
+        inner = select(_tasks.c.id, _tasks.c.due_at).select_from(_tasks)
+        if with_case:
+            inner = inner.join(_cases, _cases.c.id == _tasks.c.case_id)
+        # LIMIT 1 (one task per sign-off anyway) keeps PostgreSQL from flattening it back into a join
+        task = inner.where(_tasks.c.id == _slots.c.task_id, *task_conditions).limit(1).lateral(f"owed_{i}")
+        query = select(task.c.id, task.c.due_at, literal(tag).label("source")).select_from(_slots).join(task, true())
+        return query.where(*owed), task.c.due_at, task.c.id
+    query = select(_tasks.c.id, _tasks.c.due_at, literal(tag).label("source")).select_from(_slots)
+    query = query.join(_tasks, _tasks.c.id == _slots.c.task_id)
+    if with_case:
+        query = query.join(_cases, _cases.c.id == _tasks.c.case_id)
+    return query.where(*owed, *task_conditions), _tasks.c.due_at, _tasks.c.id
 
 
 def _filter_clauses(fields: Sequence[str]) -> list[Any]:
@@ -250,17 +269,16 @@ def _filter_clauses(fields: Sequence[str]) -> list[Any]:
     return clauses
 
 
-def _union(tags: tuple[str, ...], with_case: bool, fields: tuple[str, ...], cursor_kind: str) -> Any:
+def _union(tags: tuple[str, ...], with_case: bool, fields: tuple[str, ...], cursor_kind: str, lateral: bool) -> Any:
     """Every source's first ``:lim`` keys after the cursor, each wrapped so its ORDER BY and LIMIT stay its
     own. The pool and the claimed tasks are read in index order, timed ones by (due_at, id) and then
     untimed ones by id (not ``ORDER BY due_at NULLS LAST``, which SQLite cannot read from the index); the
     signatures owed come from the sign-off index and are sorted once, untimed last."""
-    due, task_id = _tasks.c.due_at, _tasks.c.id
     after_due, after_id = bindparam("c_due", type_=Timestamp), bindparam("c_id", type_=Integer)
     limit = bindparam("lim", type_=Integer)
     branches = []
     for i, tag in enumerate(tags):
-        query = _source(tag, i, with_case).where(*_filter_clauses(fields))
+        query, due, task_id = _source(tag, i, with_case, fields, lateral)
         if tag not in ("pool", "claimed"):
             # read from the sign-off index, so sorted anyway: one sort, untimed last, instead of two passes
             if cursor_kind == "timed":
@@ -388,7 +406,7 @@ def _page(
         values.update(c_due=None if after.untimed else after.due_at, c_id=after.id)
     tags = tuple(tag for tag, _ in sources)
     with_case = filters is not None and filters.needs_case
-    shape = (tags, with_case, tuple(fields), cursor_kind)
+    shape = (tags, with_case, tuple(fields), cursor_kind, conn.dialect.name == "postgresql")
     statement = _statement(f"queue:{shape}", lambda: _union(*shape), conn.dialect)
     found: dict[int, dict[str, Any]] = {}
     for key in prepared.fetch(conn, statement, values):
