@@ -48,6 +48,11 @@ STATE_COLOURS = {
     "on_track": "#c8e6c9",
     "warning": "#fff59d",
     "overdue": "#ef9a9a",
+    # a case's path (engine.read.case_path)
+    "done": "#c8e6c9",
+    "running": "#90caf9",
+    "waiting": "#ffe0b2",
+    "not_reached": "#ffffff",
 }
 STATE_LABELS = {
     "ready": "待办",
@@ -60,6 +65,10 @@ STATE_LABELS = {
     "on_track": "正常",
     "warning": "预警（黄牌）",
     "overdue": "逾期（红牌）",
+    "done": "已办",
+    "running": "办理中",
+    "waiting": "等待补正",
+    "not_reached": "未到达",
 }
 DEFAULT_FILL = "#ffffff"
 

@@ -107,6 +107,7 @@ def decide_auto(step: Any, row: Row, form: dict[str, Any], now: Any) -> None:
         completed_by=SYSTEM,
         assignee=SYSTEM,
         sla_state=None,
+        work_minutes=0,  # decided the moment it was reached
     )
 
 
@@ -128,6 +129,7 @@ def send_notice(tx: Tx, step: Any, row: Row) -> None:
         completed_by=SYSTEM,
         assignee=SYSTEM,
         sla_state=None,
+        work_minutes=0,  # decided the moment it was reached
     )
 
 
@@ -170,6 +172,7 @@ def issue_online(tx: Tx, step: Any, row: Row, made: list[Row]) -> None:
         completed_by=SYSTEM,
         assignee=SYSTEM,
         sla_state=None,
+        work_minutes=0,  # decided the moment it was reached
     )
 
 
@@ -189,6 +192,7 @@ def complete(tx: Tx, task: Row, actor: str, outcome: str, opinion: str, **also: 
         opinion=opinion,
         completed_at=tx.now,
         completed_by=actor,
+        work_minutes=tx.env.calendar.working_minutes_between(task["ready_at"], tx.now) - task["paused_minutes"],
         assignee=task["assignee"] or actor,
         claimed_at=task["claimed_at"] or tx.now,
         **also,

@@ -1,4 +1,8 @@
-"""Read queries over indexed columns, shared by the web layer, the CLI and the tests.
+"""Row-level read queries over indexed columns (the SLA sweep's plan tests read them).
+
+The pages, the REST API and the workers read through ``orchestrator.engine.read``: typed results, keyset
+pages, the signatures a person owes in the 待办 queue (``read.queue``). ``department_queue`` here is the
+pool alone, as plain rows, kept for its callers.
 
 Each query is written so the planner can answer it from an index (the tests check the plans on SQLite
 and PostgreSQL):

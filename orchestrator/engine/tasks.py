@@ -129,6 +129,8 @@ def new_task(
         "superseded": False,
         "signoffs_open": open_signatures(step, signatures),
         "version": 1,
+        "work_minutes": None,  # working minutes from ready to done, less the case's suspensions (dashboards)
+        "paused_minutes": 0,
     }
     row.update(values)
     return NewTask(row, signatures)

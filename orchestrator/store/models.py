@@ -92,9 +92,20 @@ CLAIMED_FILTER = text("state = 'claimed'")
 AUTO_READY_FILTER = text("state = 'ready' AND kind = 'auto'")
 CASE_OPEN_FILTER = text("state IN ('accepted', 'in_progress')")
 DEFERRED_FILTER = text("deferred_due_at IS NOT NULL")
-AUTO_READY_FILTER = text("state = 'ready' AND kind = 'auto'")
 INCIDENT_OPEN_FILTER = text("state = 'open'")
 UNREAD_FILTER = text("read_at IS NULL")
+CLOSED_FILTER = text("closed_at IS NOT NULL")
+CASE_LIVE_FILTER = text("state IN ('accepted', 'in_progress', 'suspended')")
+COMPLETED_FILTER = text("state = 'completed'")
+DONE_BY_FILTER = text("completed_by IS NOT NULL")
+UNSIGNED_FILTER = text("signed_at IS NULL")
+SIGNED_FILTER = text("signed_by IS NOT NULL")
+UNSETTLED_FILTER = text("settled_at IS NULL")
+DELIVERY_PENDING_FILTER = text("state = 'pending'")
+# The applicant's id and name inside the JSON column; ``->>`` means the same on PostgreSQL (json) and
+# SQLite (3.38+), so one expression serves both the index and the queries that must repeat it.
+APPLICANT_ID = text("(applicant ->> 'id')")
+APPLICANT_NAME = text("(applicant ->> 'name')")
 
 
 class Base(DeclarativeBase):
@@ -169,6 +180,20 @@ class Case(Base):
         Index(
             "ix_cases_deferred_due", "deferred_due_at", sqlite_where=DEFERRED_FILTER, postgresql_where=DEFERRED_FILTER
         ),
+        # the read side (engine/read): case search by submission time, applicant and live SLA colour
+        Index("ix_cases_submitted", "submitted_at", "id"),
+        Index(
+            "ix_cases_closed", "closed_at", "definition_key", sqlite_where=CLOSED_FILTER, postgresql_where=CLOSED_FILTER
+        ),
+        Index("ix_cases_applicant_id", APPLICANT_ID),
+        Index("ix_cases_applicant_name", APPLICANT_NAME),
+        Index(
+            "ix_cases_live_sla",
+            "definition_key",
+            "sla_state",
+            sqlite_where=CASE_LIVE_FILTER,
+            postgresql_where=CASE_LIVE_FILTER,
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -216,6 +241,40 @@ class Task(Base):
         Index("ix_tasks_case", "case_id"),
         # automatic steps waiting for a worker (auto_inline=False): commands/auto.py repeats the predicate
         Index("ix_tasks_auto_ready", "id", sqlite_where=AUTO_READY_FILTER, postgresql_where=AUTO_READY_FILTER),
+        # the read side: live counts per department and colour, 已办 of a person, completions in a period
+        Index("ix_tasks_open_sla", "department", "sla_state", sqlite_where=OPEN_FILTER, postgresql_where=OPEN_FILTER),
+        # the signatures owed: an open task looked up by id for its queue key without reading the table row
+        Index(
+            "ix_tasks_open_key",
+            "id",
+            "due_at",
+            "department",
+            "signoffs_open",
+            "sla_state",  # the 红牌/黄牌 filter of a queue
+            "state",
+            sqlite_where=OPEN_FILTER,
+            postgresql_where=OPEN_FILTER,
+        ),
+        Index(
+            "ix_tasks_done_by",
+            "completed_by",
+            "completed_at",
+            "id",
+            sqlite_where=DONE_BY_FILTER,
+            postgresql_where=DONE_BY_FILTER,
+        ),
+        Index(
+            "ix_tasks_completed",
+            "completed_at",
+            "case_id",
+            "department",
+            "step_id",
+            "work_minutes",
+            "due_at",
+            "state",  # SQLite reads the index alone only when it holds every column the query names
+            sqlite_where=COMPLETED_FILTER,
+            postgresql_where=COMPLETED_FILTER,
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -243,13 +302,38 @@ class Task(Base):
     superseded: Mapped[bool] = mapped_column(Boolean, default=False)  # redone after 退回/撤回
     signoffs_open: Mapped[int] = mapped_column(default=0)  # sign-offs still needed (survey, chain, 会签)
     version: Mapped[int] = mapped_column(default=1)
+    # working minutes from ready_at to completed_at less paused_minutes (set on completion; dashboards)
+    work_minutes: Mapped[int | None]
+    # working minutes of the case's suspensions this task lived through, added on each resumption
+    paused_minutes: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
 
 class Signoff(Base):
     """One required signature on a task: a review-chain level, a survey participant, a countersigner."""
 
     __tablename__ = "signoffs"
-    __table_args__ = (Index("ix_signoffs_task", "task_id"),)
+    __table_args__ = (
+        Index("ix_signoffs_task", "task_id"),
+        # the queues: signatures still to give, by party (a survey department, a countersign role, a user)
+        Index(
+            "ix_signoffs_unsigned",
+            "party",
+            "kind",
+            "task_id",
+            "signed_at",  # always NULL here, but SQLite reads the index alone only if it holds every column named
+            sqlite_where=UNSIGNED_FILTER,
+            postgresql_where=UNSIGNED_FILTER,
+        ),
+        # 已办: the signatures a person gave
+        Index(
+            "ix_signoffs_signed_by",
+            "signed_by",
+            "signed_at",
+            "id",
+            sqlite_where=SIGNED_FILTER,
+            postgresql_where=SIGNED_FILTER,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"))
@@ -308,6 +392,7 @@ class Extension(Base):
     """延长审批: an approved extension of the case limit."""
 
     __tablename__ = "extensions"
+    __table_args__ = (Index("ix_extensions_case", "case_id"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
@@ -337,6 +422,7 @@ class Certificate(Base):
     """证照: a certificate issued to the applicant (paper or e-certificate) and its delivery."""
 
     __tablename__ = "certificates"
+    __table_args__ = (Index("ix_certificates_case", "case_id"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
@@ -354,7 +440,12 @@ class Alert(Base):
     """An SLA state change (yellow / red card) or a 否定报备, raised once per subject and kind."""
 
     __tablename__ = "alerts"
-    __table_args__ = (UniqueConstraint("subject", "kind"), Index("ix_alerts_department", "department", "raised_at"))
+    __table_args__ = (
+        UniqueConstraint("subject", "kind"),
+        Index("ix_alerts_department", "department", "raised_at"),
+        Index("ix_alerts_case", "case_id"),
+        Index("ix_alerts_raised", "raised_at"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     subject: Mapped[str] = mapped_column(String(40))  # 'task:12' | 'case:7'
@@ -368,10 +459,14 @@ class Alert(Base):
 
 
 class Notification(Base):
-    """Outbox: what must reach a person (SMS / site message); flows deliver and stamp delivered_at."""
+    """Outbox: what must reach a person. Delivery per channel is in ``notification_deliveries``
+    (engine/read/outbox.py); ``settled_at`` is set once every registered channel has delivered it or
+    given up, ``delivered_at`` once every one delivered it."""
 
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_pending", "delivered_at", "id"),)
+    __table_args__ = (
+        Index("ix_notifications_unsettled", "id", sqlite_where=UNSETTLED_FILTER, postgresql_where=UNSETTLED_FILTER),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     case_id: Mapped[int | None]
@@ -383,12 +478,81 @@ class Notification(Base):
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
+    settled_at: Mapped[datetime | None]
+
+
+class NotificationChannel(Base):
+    """A delivery channel in operation (站内信 inbox, SMTP, a webhook): every notification not yet settled
+    is owed to every enabled channel."""
+
+    __tablename__ = "notification_channels"
+
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    max_attempts: Mapped[int] = mapped_column(default=5)
+    registered_at: Mapped[datetime]
+
+
+class NotificationDelivery(Base):
+    """One notification on one channel: claimed under a lease, delivered, retried, or failed for good."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "channel"),
+        Index(
+            "ix_notification_deliveries_due",
+            "channel",
+            "next_attempt_at",
+            sqlite_where=DELIVERY_PENDING_FILTER,
+            postgresql_where=DELIVERY_PENDING_FILTER,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"))
+    channel: Mapped[str] = mapped_column(ForeignKey("notification_channels.channel"))
+    state: Mapped[str] = mapped_column(String(12))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]
+    claim_token: Mapped[str | None] = mapped_column(String(40))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None]
+
+
+class WorkDay(Base):
+    """The dashboards' summary of one closed day (Asia/Shanghai) of completions, per definition, department
+    and step, written set-based by ``engine.read.refresh_work_summary``; ``minutes`` holds every
+    ``work_minutes`` of the group, so percentiles over any run of days stay exact."""
+
+    __tablename__ = "work_days"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, Asia/Shanghai
+    definition_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    department: Mapped[str] = mapped_column(String(32), primary_key=True)
+    step_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    completed: Mapped[int]
+    timed: Mapped[int]  # of which had a due time
+    on_time: Mapped[int]  # of which were completed by it
+    measured: Mapped[int]  # of which have work_minutes
+    minutes_total: Mapped[int]
+    minutes: Mapped[list[Any]]
+
+
+class WorkDaysState(Base):
+    """How far ``work_days`` reaches: every day before ``through`` is summarized (one row)."""
+
+    __tablename__ = "work_days_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    through: Mapped[str] = mapped_column(String(10))
 
 
 class Urge(Base):
     """催办 / 督办 with its own due time."""
 
     __tablename__ = "urges"
+    __table_args__ = (Index("ix_urges_case", "case_id"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
@@ -404,6 +568,7 @@ class Evaluation(Base):
     """好差评: one per case, 1 非常满意 … 5 非常不满意."""
 
     __tablename__ = "evaluations"
+    __table_args__ = (Index("ix_evaluations_at", "at"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), unique=True)

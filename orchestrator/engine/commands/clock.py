@@ -93,6 +93,7 @@ def resume(tx: Tx, actor: str, result: str) -> None:
             "sla_state": "on_track",
         }
     tx.update_case(state="in_progress" if case["accepted_at"] is not None else case["state"], **values)
+    paused = int(stopped.total_seconds() // 60)  # not the open tasks' working time (tasks.work_minutes)
     changes = [
         (
             t,
@@ -100,10 +101,13 @@ def resume(tx: Tx, actor: str, result: str) -> None:
                 "due_at": deadlines.push(t["due_at"], stopped),
                 "warn_at": deadlines.push(t["warn_at"], stopped),
                 "sla_state": "on_track",
-            },
+                "paused_minutes": t["paused_minutes"] + paused,
+            }
+            if t["due_at"]
+            else {"paused_minutes": t["paused_minutes"] + paused},
         )
         for t in tx.tasks()
-        if t["state"] in TASK_OPEN and t["due_at"]
+        if t["state"] in TASK_OPEN
     ]
     tx.update_tasks(changes)
     tx.event(

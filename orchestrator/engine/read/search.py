@@ -1,0 +1,218 @@
+"""Finding cases: the case search (staff) and the applicant's progress view (办理进度, public)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import Connection, or_, select
+
+from ...calendar import BusinessCalendar
+from ...store.models import Case, Department, Evaluation, Supplement, Task
+from ..errors import NotFound
+from ..rules import CASE_RULES
+from .cases import _CASE_COLUMNS, CaseSummary, _summary
+from .common import (
+    CASE_STATE_LABELS,
+    LIVE_CASES,
+    OUTCOME_LABELS,
+    Page,
+    SlaColour,
+    TimeKey,
+    applicant_of,
+    aware,
+    case_applicant_id,
+    case_applicant_name,
+    definition_names,
+    newer_than,
+)
+
+_cases = Case.__table__
+_tasks = Task.__table__
+
+
+# ----------------------------------------------------------------------------------------------
+# search
+
+
+class CaseFilter(BaseModel):
+    """The case search; every field optional, combined with AND."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    number_prefix: str | None = Field(None, description="办件编号 prefix")
+    applicant: str | None = Field(None, description="申请人 name or id, exact")
+    definition_key: str | None = None
+    state: str | None = Field(None, description="case state (submitted … terminated)")
+    sla_state: SlaColour | None = None
+    submitted_from: datetime | None = Field(None, description="submitted at or after (inclusive)")
+    submitted_to: datetime | None = Field(None, description="submitted before (exclusive)")
+
+    @model_validator(mode="after")
+    def _aware(self) -> CaseFilter:
+        for moment in (self.submitted_from, self.submitted_to):
+            if moment is not None:
+                aware(moment)
+        return self
+
+    def clauses(self) -> list[Any]:
+        found: list[Any] = []
+        if self.number_prefix:
+            found.append(_cases.c.number.startswith(self.number_prefix, autoescape=True))
+            upper = self.number_prefix[:-1] + chr(ord(self.number_prefix[-1]) + 1)
+            found.append(_cases.c.number >= self.number_prefix)  # a range the unique index on number can read
+            found.append(_cases.c.number < upper)
+        if self.applicant:
+            found.append(or_(case_applicant_id == self.applicant, case_applicant_name == self.applicant))
+        if self.definition_key:
+            found.append(_cases.c.definition_key == self.definition_key)
+        if self.state:
+            found.append(_cases.c.state == self.state)
+        if self.sla_state:
+            found.append(_cases.c.sla_state == self.sla_state)
+            if self.sla_state in ("warning", "overdue", "paused"):
+                found.append(LIVE_CASES)  # the predicate of ix_cases_live_sla
+        if self.submitted_from:
+            found.append(_cases.c.submitted_at >= self.submitted_from)
+        if self.submitted_to:
+            found.append(_cases.c.submitted_at < self.submitted_to)
+        return found
+
+
+def search_cases(
+    conn: Connection,
+    filters: CaseFilter | None = None,
+    *,
+    now: datetime,
+    calendar: BusinessCalendar,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[CaseSummary]:
+    """Cases newest first (submission time, then id), keyset-paged. Served by ``ix_cases_submitted`` read
+    backwards, or by the index of a narrow filter: the unique number (prefix as a range),
+    ``ix_cases_applicant_id``/``_name``, ``ix_cases_definition_state``."""
+    aware(now)
+    if not 1 <= limit <= 500:
+        raise ValueError(f"limit {limit}: ask for 1 to 500 items a page")
+    query = select(*_CASE_COLUMNS).where(*(filters.clauses() if filters else []))
+    if cursor:
+        query = query.where(newer_than(_cases.c.submitted_at, _cases.c.id, TimeKey.decode(cursor)))
+    query = query.order_by(_cases.c.submitted_at.desc(), _cases.c.id.desc()).limit(limit + 1)
+    rows = conn.execute(query).all()
+    rows, more = rows[:limit], len(rows) > limit
+    names = definition_names(conn, {(r.definition_key, r.definition_version) for r in rows})
+    items = tuple(
+        _summary(conn, r, now, calendar, names.get((r.definition_key, r.definition_version), r.definition_key))
+        for r in rows
+    )
+    next_cursor = TimeKey(items[-1].submitted_at, items[-1].id).encode() if more and items else None
+    return Page(items, next_cursor)
+
+
+# ----------------------------------------------------------------------------------------------
+# 办理进度: what the applicant may see
+
+
+@dataclass(frozen=True)
+class ProgressStep:
+    """A step as the applicant sees it: no staff names or ids."""
+
+    name: str
+    department_name: str
+    state: str  # done | current | waiting
+    since: datetime  # ready
+    finished_at: datetime | None
+    due_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    number: str
+    definition_name: str
+    state: str
+    state_label: str
+    submitted_at: datetime
+    accepted_at: datetime | None
+    due_at: datetime | None  # 承诺办结时间 (moved out by suspensions and extensions)
+    closed_at: datetime | None
+    outcome: str | None
+    outcome_label: str | None
+    reason: str | None  # the written reason of a refusal, rejection or termination
+    done: tuple[ProgressStep, ...]
+    current: tuple[ProgressStep, ...]
+    materials_owed: tuple[str, ...]  # 补正 asked for, or 容缺 still owed
+    can_rate: bool  # 好差评 open to the applicant now
+
+
+NOT_FOUND = "no case with this number for this applicant; check the number and the applicant's id"
+
+
+def progress(conn: Connection, number: str, applicant_id: str) -> Progress:
+    """办理进度 by case number AND the applicant's id. A wrong id gives exactly the NotFound of an unknown
+    number, so the page tells nobody which numbers exist."""
+    row = conn.execute(select(*_CASE_COLUMNS).where(_cases.c.number == number)).first()
+    if row is None or applicant_of(row.applicant)[0] != applicant_id or not applicant_id:
+        raise NotFound(NOT_FOUND)
+    name = definition_names(conn, [(row.definition_key, row.definition_version)]).get(
+        (row.definition_key, row.definition_version), row.definition_key
+    )
+
+    d = Department.__table__
+    tasks = conn.execute(
+        select(
+            _tasks.c.step_id,
+            _tasks.c.name,
+            _tasks.c.department,
+            d.c.name.label("department_name"),
+            _tasks.c.state,
+            _tasks.c.superseded,
+            _tasks.c.waiting,
+            _tasks.c.ready_at,
+            _tasks.c.completed_at,
+            _tasks.c.due_at,
+        )
+        .join_from(_tasks, d, d.c.code == _tasks.c.department, isouter=True)
+        .where(_tasks.c.case_id == row.id, _tasks.c.superseded.is_(False))
+        .order_by(_tasks.c.id)
+    ).all()
+    done_steps, current = [], []
+    for t in tasks:
+        if t.step_id.startswith("__"):
+            continue
+        step = ProgressStep(t.name, t.department_name or t.department, "done", t.ready_at, t.completed_at, t.due_at)
+        if t.state == "completed":
+            done_steps.append(step)
+        elif t.state in ("ready", "claimed"):
+            current.append(dataclasses.replace(step, state="waiting" if t.waiting == "applicant" else "current"))
+    owed: list[str] = list(row.deferred or [])
+    s = Supplement.__table__
+    for missing in conn.execute(select(s.c.missing).where(s.c.case_id == row.id, s.c.supplied_at.is_(None))).scalars():
+        owed.extend(m for m in missing if m not in owed)
+    rated = (
+        conn.execute(select(Evaluation.__table__.c.id).where(Evaluation.__table__.c.case_id == row.id)).first()
+        is not None
+    )
+    outcome = row.outcome or (row.state if row.state in OUTCOME_LABELS else None)
+    return Progress(
+        number=row.number,
+        definition_name=name,
+        state=row.state,
+        state_label=CASE_STATE_LABELS.get(row.state, row.state),
+        submitted_at=row.submitted_at,
+        accepted_at=row.accepted_at,
+        due_at=row.due_at,
+        closed_at=row.closed_at,
+        outcome=outcome,
+        outcome_label=OUTCOME_LABELS.get(outcome or ""),
+        reason=row.reason,
+        done=tuple(done_steps),
+        current=tuple(current),
+        materials_owed=tuple(owed),
+        can_rate=row.state in CASE_RULES["evaluate"].from_states and not rated,
+    )
+
+
+__all__ = ["CaseFilter", "Progress", "ProgressStep", "progress", "search_cases"]
