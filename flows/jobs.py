@@ -21,7 +21,6 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from orchestrator.calendar import TZ
 from orchestrator.engine.commands.auto import AutoBatch, RunPolicy
@@ -183,21 +182,11 @@ class Jobs:
         with self._lock:
             if self._channels_registered:
                 return
-            for attempt in (1, 2):  # two workers starting together: the second INSERT of a channel conflicts
-                try:
-                    with self.engine.db.begin() as conn:
-                        for name, enabled in self.channels().items():
-                            outbox.register_channel(
-                                conn,
-                                name,
-                                now=self.now(),
-                                enabled=enabled,
-                                max_attempts=self.settings.notify_max_attempts,
-                            )
-                    break
-                except IntegrityError:
-                    if attempt == 2:
-                        raise
+            with self.engine.db.begin() as conn:
+                for name, enabled in self.channels().items():
+                    outbox.register_channel(
+                        conn, name, now=self.now(), enabled=enabled, max_attempts=self.settings.notify_max_attempts
+                    )
             self._channels_registered = True
 
     def notify(self) -> NotifyResult:
@@ -217,9 +206,8 @@ class Jobs:
 
     def _deliver_inbox(self) -> ChannelResult:
         """Claim, write into the inboxes and mark delivered, in one transaction per claim: exactly once."""
-        from orchestrator.engine.read import outbox
-
         from orchestrator.engine import inbox
+        from orchestrator.engine.read import outbox
 
         result = ChannelResult()
         for _ in range(NOTIFY_ROUNDS):

@@ -24,6 +24,7 @@ from .helpers import (
     add_countersigners,
     at,
     case_row,
+    confirm_refusal,
     open_tasks,
     submit_survey,
     surveyed,
@@ -203,7 +204,7 @@ def test_remaining_time_is_negative_when_overdue_and_frozen_while_paused(engine,
     assert queue(engine, clock, department="scjg").items[0].remaining_minutes == -60
     case_id = case_row_of_task(engine, licence)
     clock.set(at(2, 13))
-    engine.suspend_case(case_id, "scjg1", "hearing", "听证")
+    engine.suspend_case(case_id, "scjg1", "hearing", "听证", "20n")
     clock.set(at(3, 16))  # a day later: the clock stood still at 13:00
     item = queue(engine, clock, department="scjg").items[0]
     assert (item.sla_state, item.remaining_minutes) == ("paused", 60)
@@ -229,6 +230,7 @@ def test_claimed_and_done(engine, clock):
     engine.complete_task(first, "scjg1")
     clock.advance(minutes=1)
     engine.complete_task(second, "scjg1", "reject", "名称不符合规定")
+    confirm_refusal(engine, case_row_of_task(engine, second))  # 不予审批报告制: the leader confirms it
     survey_case = submit_survey(engine)
     engine.accept_case(survey_case, "zwfw1")
     survey = open_tasks(engine, survey_case)["survey"]
@@ -273,7 +275,7 @@ def _busy_case(engine, clock) -> int:
     licence = open_tasks(engine, case_id)["licence"]
     engine.urge("zwfw_boss", "请尽快办理", task_id=licence, within="1h")
     clock.set(at(2, 11))
-    engine.suspend_case(case_id, "scjg1", "hearing", "听证")
+    engine.suspend_case(case_id, "scjg1", "hearing", "听证", "20n")
     clock.set(at(2, 12))
     engine.resume_case(case_id, "scjg1", "听证结束")
     engine.extend_case(case_id, "scjg1", "1d", "scjg_boss", "材料复杂")
@@ -345,6 +347,7 @@ def test_case_path_colours_each_step_and_renders(engine, clock, departments_of_f
     case_id = surveyed(engine)
     tasks = open_tasks(engine, case_id)
     engine.complete_task(tasks["drainage"], "swj1", "reject", "排水方案不符合要求")  # on_reject: continue
+    confirm_refusal(engine, case_id)
     chain = tasks["chain"]
     engine.complete_task(chain, "zjj1", "approve", "同意")
     engine.send_back(chain, "zjj2", "重新踏勘", to_step="survey")
@@ -451,7 +454,7 @@ def test_dashboard_figures_match_a_hand_count(engine, clock):
     clock.set(at(2, 11))
     engine.complete_task(open_tasks(engine, a)["licence"], "scjg1")  # 60 working minutes, on time
     clock.set(at(2, 11, 30))
-    engine.suspend_case(a, "gaj1", "hearing", "听证")
+    engine.suspend_case(a, "gaj1", "hearing", "听证", "20n")
     clock.set(at(2, 12, 30))
     engine.resume_case(a, "gaj1")  # A's open steps (due 13:00) now due 14:00, 60 minutes paused
     clock.set(at(2, 12, 45))
@@ -595,9 +598,8 @@ def test_a_second_channel_gets_its_own_copy_of_each_notification(engine, clock):
     assert (half, rest) == (len(owed), 0)
 
 
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)  # concurrent claimers; SQLite has one writer
 def test_two_workers_never_claim_the_same_notification(engine, clock, db):
-    if db.dialect.name != "postgresql":
-        pytest.skip("concurrent claimers: PostgreSQL (SQLite runs one writer at a time)")
     owed = _outbox(engine, clock, cases=12)
     now = clock()
     claimed_by: dict[str, list[int]] = {"a": [], "b": []}

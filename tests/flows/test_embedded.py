@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,7 +14,6 @@ from flows.jobs import Jobs
 
 from ..conftest import ROOT
 
-READ_SIDE = importlib.util.find_spec("orchestrator.engine.read") is not None
 ELDER = {"id": "110101195001011234", "name": "王五"}
 ELDER_FORM = {
     "applicant_name": "王五",
@@ -89,11 +87,8 @@ def test_the_embedded_scheduler_runs_a_case_to_its_certificate_without_entering_
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["prefect"] == [], "the embedded scheduler imported the Prefect runtime"
-    if READ_SIDE:
-        assert result["failures"] == {}, result["failures"]
-        assert result["inbox"] > 0  # the notify job delivered the case's notices to the inbox
-    else:  # the notify job needs the outbox of the read side, not merged yet: nothing else may fail
-        assert set(result["failures"]) <= {"notify"}, result["failures"]
+    assert result["failures"] == {}, result["failures"]
+    assert result["inbox"] > 0  # the notify job delivered the case's notices to the inbox
     assert result["state"] == "completed"
     assert result["certificates"] == ["online"]
     assert set(result["actors"]) <= {"system", ELDER["id"]}, "someone but the applicant and the system acted"

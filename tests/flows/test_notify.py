@@ -24,8 +24,6 @@ from orchestrator.settings import Settings
 
 from ..engine.helpers import AUTO_APPLICANT, open_tasks, rows_of
 
-pytest.importorskip("orchestrator.engine.read", reason="the notification outbox (engine/read) is not merged yet")
-
 SECRET = "webhook-secret-for-the-tests-0123456789"
 
 

@@ -12,7 +12,6 @@ deployments are triggered from a subprocess.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import signal
@@ -43,7 +42,6 @@ from ..engine.conftest import IN_CI
 from ..engine.helpers import AUTO_APPLICANT
 
 SECRET = "a-webhook-secret-long-enough-for-hmac"
-READ_SIDE = importlib.util.find_spec("orchestrator.engine.read") is not None
 BOOT_TIMEOUT = 240
 RUN_TIMEOUT = 600
 PAST = datetime(2026, 3, 2, 10, 0, tzinfo=TZ)  # the cases are made on this clock; the worker runs on the real one
@@ -281,7 +279,6 @@ def test_every_job_runs_through_a_worker_on_a_real_prefect_server(scaled_out, wo
     assert (home / "reports" / "daily-2026-03-02.html").is_file()
 
 
-@pytest.mark.skipif(not READ_SIDE, reason="the notification outbox (orchestrator/engine/read) is not merged yet")
 def test_notifications_are_delivered_through_a_worker_each_once(scaled_out, worker):
     environment, home = scaled_out["env"], scaled_out["home"]
     runs = _trigger(environment, [["notify/tongban", {}]])

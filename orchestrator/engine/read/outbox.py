@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ...store.models import Notification, NotificationChannel, NotificationDelivery, Timestamp
 from .common import aware
@@ -98,11 +100,12 @@ def register_channel(
         raise ValueError("max_attempts must be at least 1")
     table = NotificationChannel.__table__
     values = {"channel": channel, "enabled": enabled, "max_attempts": max_attempts, "registered_at": aware(now)}
-    updated = conn.execute(
-        table.update().where(table.c.channel == channel).values(enabled=enabled, max_attempts=max_attempts)
-    ).rowcount
-    if not updated:
-        conn.execute(table.insert().values(values))
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(  # one statement: two workers starting together do not collide
+        dialect_insert(table)
+        .values(values)
+        .on_conflict_do_update(index_elements=["channel"], set_={"enabled": enabled, "max_attempts": max_attempts})
+    )
 
 
 _CLAIM = """

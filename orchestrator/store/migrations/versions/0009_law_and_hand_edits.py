@@ -35,7 +35,7 @@ CASE_COLUMNS = (
 TASK_COLUMNS = (
     "case_id, step_id, kind, name, department, state, outcome, assignee, delegated_by, opinion, ready_at, "
     "claimed_at, completed_at, completed_by, due_at, warn_at, provisional, waiting, created_by_task, "
-    "superseded, signoffs_open"
+    "superseded, signoffs_open, work_minutes, paused_minutes"
 )
 SIGNOFF_COLUMNS = "task_id, position, kind, party, signed_by, signed_at, outcome, opinion"
 BUMP = "UPDATE cases SET revision = revision + 1 WHERE id"
