@@ -184,13 +184,14 @@ def _db_message(exc: Exception) -> str:
     return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
 
 
-def _upgrade(db: Any) -> None:
+def _upgrade(db: Any) -> tuple[str | None, str | None]:
+    """(revision before, revision after), read under the lock that serializes upgrades."""
     from sqlalchemy.exc import DBAPIError
 
     from .store import upgrade
 
     try:
-        upgrade(db)
+        return upgrade(db)
     except DBAPIError as exc:
         raise click.ClickException(f"cannot upgrade {_shown(str(db.url))}: {_db_message(exc)}") from None
 
@@ -217,15 +218,13 @@ def db_upgrade(url: str | None) -> None:
     """Create the schema, or bring it up to the newest revision."""
     database, shown = _open_database(url)
     try:
-        before, head = _revisions(database)
-        if before == head:
-            click.echo(f"{shown}: schema already at revision {head} (head)")
-            return
-        _upgrade(database)
-        after, _ = _revisions(database)
-        click.echo(f"{shown}: schema upgraded from {before or '(empty)'} to revision {after} (head)")
+        before, after = _upgrade(database)
     finally:
         database.dispose()
+    if before == after:
+        click.echo(f"{shown}: schema already at revision {after} (head)")
+    else:
+        click.echo(f"{shown}: schema upgraded from {before or '(empty)'} to revision {after} (head)")
 
 
 @db.command("current")
@@ -268,8 +267,7 @@ def publish(paths: tuple[Path, ...], url: str | None) -> None:
     database, shown = _open_database(url)
     try:
         revision, head = _schema_revision(database, shown)
-        if revision is None:
-            _upgrade(database)
+        if revision is None and _upgrade(database)[0] is None:  # another process may have just made it
             click.echo(f"{shown}: empty database, schema created (revision {head})")
         try:
             results = publish_paths(database, list(targets), datetime.now(TZ))
