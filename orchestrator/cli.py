@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +244,78 @@ def db_current(url: str | None) -> None:
         click.echo(f"{shown}: revision {revision} (head, up to date)")
     else:
         click.echo(f"{shown}: revision {revision}, head is {head}; run `tongban db upgrade`")
+
+
+@db.command("backup")
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+@url_option
+def db_backup(dest: Path, url: str | None) -> None:
+    """Copy the database into the file DEST, verified, while Tongban keeps running.
+
+    SQLite: VACUUM INTO (it does not stop writers and is not restarted by them); PostgreSQL: pg_dump
+    --format=custom. The copy is written under a temporary name beside DEST and checked (integrity,
+    schema revision, row counts) before it is renamed to DEST: a backup that fails or is killed
+    leaves no DEST, and an older DEST as it was.
+    """
+    from .store.backup import BackupError, backup
+
+    settings = _settings(url)
+    shown = _shown(settings.resolved_database_url)
+    try:
+        with _stopping_cleanly():
+            verified = backup(settings.resolved_database_url, dest)
+    except BackupError as exc:
+        raise click.ClickException(f"backup of {shown} failed, no {dest} written: {exc}") from None
+    click.echo(f"{shown} → {dest}: {verified.summary()}  ({verified.seconds:.1f} s)")
+    click.echo(f"verified: {'; '.join(verified.checks)}")
+
+
+@db.command("restore")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@url_option
+@click.option("--yes", is_flag=True, help="do not ask before replacing the database")
+def db_restore(source: Path, url: str | None, yes: bool) -> None:
+    """Replace the database with the backup SOURCE (made by `tongban db backup`).
+
+    SOURCE is verified first. Refused while a Tongban process uses the database: stop the web
+    service and workers and pause the cron line of `tongban timers` first. SQLite: the content is
+    replaced in one transaction (a restore interrupted half-way changes nothing); PostgreSQL:
+    pg_restore --clean --if-exists --single-transaction.
+    """
+    from .store.backup import BackupError, restore
+
+    settings = _settings(url)
+    shown = _shown(settings.resolved_database_url)
+    if not yes:
+        click.confirm(f"Replace everything in {shown} with the backup {source}?", abort=True)
+    try:
+        with _stopping_cleanly():
+            verified = restore(settings.resolved_database_url, source)
+    except BackupError as exc:
+        raise click.ClickException(f"{shown} not restored (it is as it was): {exc}") from None
+    click.echo(f"{shown} restored from {source}: {verified.summary()}  ({verified.seconds:.1f} s)")
+    click.echo(f"verified: {'; '.join(verified.checks)}")
+    if verified.revision != verified.head:
+        head = verified.head
+        click.echo(f"the backup is at schema revision {verified.revision}: run `tongban db upgrade` (head is {head})")
+    click.echo("start the Tongban processes again and re-enable the cron line of `tongban timers`")
+
+
+@contextmanager
+def _stopping_cleanly() -> Iterator[None]:
+    """SIGTERM and SIGHUP (cron's `timeout`, a closed terminal) end the command through its cleanup
+    (temporary files removed, pg_dump stopped) instead of killing it on the spot."""
+    import signal
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @main.command()
