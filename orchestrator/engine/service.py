@@ -47,7 +47,7 @@ from ..store.models import (
 from ..store.prepared import Statements
 from . import dag
 from .errors import Conflict, InvalidData, NotAllowed, NotFound
-from .forms import check_form, check_materials, missing_materials
+from .forms import check_arguments, check_form, check_materials, missing_materials
 from .publish import DefinitionCache
 from .rules import CASE_FINAL, CASE_RULES, TASK_OPEN, TASK_RULES, deferral_lapsed
 
@@ -767,6 +767,7 @@ class Engine:
 
     def add_user(self, user_id: str, name: str, memberships: Sequence[tuple[str, str]] = ()) -> None:
         """Register a member of staff with (department, role) pairs; re-adding updates the roles."""
+        check_arguments(user_id=user_id, name=name, memberships=memberships)
         with self._transition() as tx:
             known = {code for code in tx.conn.execute(select(Department.code)).scalars()}
             unknown = [d for d, _ in memberships if d not in known]
@@ -796,6 +797,13 @@ class Engine:
         idempotency_key: str | None = None,
     ) -> int:
         """An application arrives; a repeated idempotency key returns the case it made before."""
+        check_arguments(
+            definition_key=definition_key,
+            applicant=applicant,
+            form=form,
+            materials=materials,
+            idempotency_key=idempotency_key,
+        )
         if not isinstance(applicant, dict) or not applicant.get("id") or not applicant.get("name"):
             raise InvalidData("the applicant needs an id (身份证号/统一社会信用代码) and a name")
         try:
@@ -886,6 +894,7 @@ class Engine:
         opinion: str | None = None,
     ) -> None:
         """受理. Missing deferrable materials may be accepted with a supply deadline (容缺受理)."""
+        check_arguments(case_id=case_id, actor=actor, deferred=deferred, deferred_limit=deferred_limit, opinion=opinion)
         with self._transition() as tx:
             case, definition, tasks, entry = self._acceptance(tx, case_id, actor, "accept applications")
             CASE_RULES["accept"].check(case["state"], f"case {case['number']}")
@@ -941,6 +950,7 @@ class Engine:
 
     def refuse_case(self, case_id: int, actor: str, reason: str, remedy: str) -> None:
         """不予受理, with the written reason and the remedy (行政复议 / 行政诉讼) the applicant has."""
+        check_arguments(case_id=case_id, actor=actor, reason=reason, remedy=remedy)
         if not (reason or "").strip() or not (remedy or "").strip():
             raise InvalidData("不予受理 needs a written reason and the remedy (行政复议或者行政诉讼) the applicant has")
         with self._transition() as tx:
@@ -956,6 +966,7 @@ class Engine:
 
     def request_supplement(self, case_id: int, actor: str, missing: Sequence[str], notice: str) -> int:
         """一次性告知: one notice listing every missing material; the clock has not started yet."""
+        check_arguments(case_id=case_id, actor=actor, missing=missing, notice=notice)
         with self._transition() as tx:
             case, definition, _tasks_of_case, entry = self._acceptance(tx, case_id, actor, "request 补正")
             CASE_RULES["request_supplement"].check(case["state"], f"case {case['number']}")
@@ -1007,6 +1018,7 @@ class Engine:
 
     def supply_materials(self, case_id: int, applicant_id: str, materials: Sequence[str]) -> None:
         """The applicant supplies what a 补正 notice asked for (before acceptance, or while suspended)."""
+        check_arguments(case_id=case_id, applicant_id=applicant_id, materials=materials)
         with self._transition() as tx:
             case = self._lock_case(tx, case_id)
             if case["applicant"].get("id") != applicant_id:
@@ -1061,6 +1073,7 @@ class Engine:
 
     def claim_task(self, task_id: int, actor: str) -> None:
         """签收: take a ready task of my department."""
+        check_arguments(task_id=task_id, actor=actor)
         with self._transition() as tx:
             case, member = self._lock_case_of_task(tx, task_id, actor)
             task = self._task(tx, task_id)
@@ -1077,6 +1090,7 @@ class Engine:
 
     def release_task(self, task_id: int, actor: str) -> None:
         """Put a claimed task back into the department's queue."""
+        check_arguments(task_id=task_id, actor=actor)
         with self._transition() as tx:
             case, task = self._task_for(tx, task_id, actor, "release")
             _refuse_if_delegated(task, "put it back in the queue")
@@ -1086,6 +1100,7 @@ class Engine:
 
     def reassign_task(self, task_id: int, actor: str, to_user: str, reason: str = "") -> None:
         """改派: the department's supervisor gives the task to another member."""
+        check_arguments(task_id=task_id, actor=actor, to_user=to_user, reason=reason)
         with self._transition() as tx:
             case, task = self._task_for(tx, task_id, actor, "reassign")
             role = self._supervisor_role(tx, task["department"])
@@ -1107,6 +1122,7 @@ class Engine:
 
     def transfer_task(self, task_id: int, actor: str, to_user: str, reason: str = "") -> None:
         """转办: hand my task to another member of the department; it is theirs from now on."""
+        check_arguments(task_id=task_id, actor=actor, to_user=to_user, reason=reason)
         with self._transition() as tx:
             case, task = self._task_for(tx, task_id, actor, "transfer")
             _refuse_if_delegated(task, "transfer it")
@@ -1118,6 +1134,7 @@ class Engine:
 
     def delegate_task(self, task_id: int, actor: str, to_user: str, note: str = "") -> None:
         """委派: someone works my task for me; their completion comes back to me for approval."""
+        check_arguments(task_id=task_id, actor=actor, to_user=to_user, note=note)
         with self._transition() as tx:
             case, task = self._task_for(tx, task_id, actor, "delegate")
             self._require_assignee(task, actor, "delegate it")
@@ -1167,6 +1184,7 @@ class Engine:
 
     def add_signer(self, task_id: int, actor: str, signer: str, note: str = "") -> None:
         """加签: one more person must sign this task before it can be completed."""
+        check_arguments(task_id=task_id, actor=actor, signer=signer, note=note)
         with self._transition() as tx:
             case, task = self._task_for(tx, task_id, actor, "add_signer")
             self._require_assignee(task, actor, "add a signer")
@@ -1241,6 +1259,9 @@ class Engine:
         A survey needs every participant department's sign-off, a review chain each level in order,
         a countersign every (会签) or any (或签) signer; each call signs once.
         """
+        check_arguments(
+            task_id=task_id, actor=actor, outcome=outcome, opinion=opinion, form_updates=form_updates, missing=missing
+        )
         if outcome not in ("approve", "reject", "return"):
             raise InvalidData(f"outcome {outcome!r}: use approve, reject or return")
         if outcome in ("reject", "return") and not (opinion or "").strip():
@@ -1446,6 +1467,7 @@ class Engine:
     def send_back(self, task_id: int, actor: str, reason: str, to_step: str | None = None) -> int:
         """退回: back to the previous (or any earlier completed) step, which gets a new task; the steps
         in between are redone. Returns the new task's id."""
+        check_arguments(task_id=task_id, actor=actor, reason=reason, to_step=to_step)
         if not (reason or "").strip():
             raise InvalidData("退回 needs a reason")
         with self._transition() as tx:
@@ -1533,6 +1555,7 @@ class Engine:
     def take_back(self, task_id: int, actor: str) -> int:
         """撤回: undo my own completion while the tasks it created are still untouched. Returns the
         id of my task, open again."""
+        check_arguments(task_id=task_id, actor=actor)
         with self._transition() as tx:
             case, _ = self._lock_case_of_task(tx, task_id, actor)
             if case["state"] in CASE_FINAL:
@@ -1593,6 +1616,7 @@ class Engine:
 
     def suspend_case(self, case_id: int, actor: str, kind: str, reason: str, expected: str | None = None) -> int:
         """特别程序 (专家评审, 听证, 检验 …): the clock stops until resume_case."""
+        check_arguments(case_id=case_id, actor=actor, kind=kind, reason=reason, expected=expected)
         if kind not in SUSPENSION_KINDS or kind == "supplement":
             choices = ", ".join(k for k in SUSPENSION_KINDS if k != "supplement")
             raise InvalidData(f"unknown suspension kind {kind!r}: use one of {choices} (补正 is a task's return)")
@@ -1632,6 +1656,7 @@ class Engine:
 
     def resume_case(self, case_id: int, actor: str, result: str = "") -> None:
         """特别程序结束: the clock runs again; due times move out by the working time it stood still."""
+        check_arguments(case_id=case_id, actor=actor, result=result)
         with self._transition() as tx:
             case = self._lock_case(tx, case_id)
             tasks = self._case_tasks(tx, case_id)
@@ -1688,6 +1713,7 @@ class Engine:
 
     def extend_case(self, case_id: int, actor: str, amount: str, approver: str, reason: str) -> None:
         """延长审批 (Art. 42): the case limit grows, within the statutory cap plus its legal extension."""
+        check_arguments(case_id=case_id, actor=actor, amount=amount, approver=approver, reason=reason)
         limit = _parse_limit(amount, "amount")
         if not (reason or "").strip() or not (approver or "").strip():
             raise InvalidData("延长审批 needs the approver (负责人) and a reason the applicant is told")
@@ -1742,6 +1768,7 @@ class Engine:
 
     def withdraw_case(self, case_id: int, applicant_id: str, reason: str = "") -> None:
         """撤回申请: the applicant stops the case; open tasks are cancelled."""
+        check_arguments(case_id=case_id, applicant_id=applicant_id, reason=reason)
         with self._transition() as tx:
             case = self._lock_case(tx, case_id)
             if case["applicant"].get("id") != applicant_id:
@@ -1820,6 +1847,9 @@ class Engine:
 
         A certificate is issued only if its issuing department approved its own step in this case.
         """
+        check_arguments(
+            task_id=task_id, actor=actor, delivery=delivery, numbers=numbers, tracking_number=tracking_number
+        )
         with self._transition() as tx:
             case, member = self._lock_case_of_task(tx, task_id, actor)
             CASE_RULES["work"].check(case["state"], f"case {case['number']}")
@@ -1887,6 +1917,7 @@ class Engine:
 
     def evaluate_case(self, case_id: int, rater: str, level: int, channel: str = "pc", comment: str = "") -> int:
         """好差评: one per case; 不满意 or worse opens a rectification task with its own deadline."""
+        check_arguments(case_id=case_id, rater=rater, level=level, channel=channel, comment=comment)
         if level not in EVALUATION_LEVELS:
             raise InvalidData("level is 1 非常满意, 2 满意, 3 基本满意, 4 不满意 or 5 非常不满意")
         if channel not in EVALUATION_CHANNELS:
@@ -1978,6 +2009,9 @@ class Engine:
         within: str | None = None,
     ) -> int:
         """催办 (urge) or 督办 (supervise): recorded with its own due time; the assignee is notified."""
+        check_arguments(
+            actor=actor, message=message, optional_task_id=task_id, optional_case_id=case_id, level=level, within=within
+        )
         if level not in ("urge", "supervise"):
             raise InvalidData("level is urge (催办) or supervise (督办)")
         if (task_id is None) == (case_id is None):
@@ -2074,6 +2108,7 @@ class Engine:
 
     def run_auto_task(self, task_id: int) -> None:
         """Decide one waiting `auto` task (what a Prefect worker calls)."""
+        check_arguments(task_id=task_id)
         with self._transition() as tx:
             self._decide_waiting_auto(tx, task_id)
 

@@ -330,3 +330,35 @@ def test_yes_and_no_stay_text_as_in_yaml_1_2(departments):
         "  - {key: employees", "  - {key: answer, label: 是否, type: choice, options: [yes, no]}\n  - {key: employees"
     )
     assert problems(departments, GOOD, head) == []
+
+
+MAX_LENGTH_HEAD = HEAD.replace(
+    "form:\n", "form:\n  - {key: company_name, label: 企业名称, type: text, max_length: 50, default: 甲公司}\n"
+)
+
+
+def test_max_length_tightens_a_text_field(departments):
+    from orchestrator.engine import InvalidData
+    from orchestrator.engine.forms import check_form
+
+    assert problems(departments, GOOD, MAX_LENGTH_HEAD) == []
+    definition = load_definition("t.yaml", departments, text=MAX_LENGTH_HEAD + GOOD)
+    assert check_form(definition, {"company_name": "乙" * 50})["company_name"] == "乙" * 50
+    with pytest.raises(InvalidData, match=r"company_name .企业名称.: 51 characters, more than the 50 allowed"):
+        check_form(definition, {"company_name": "乙" * 51})
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("{key: n, label: 数量, type: int, max_length: 5}", "max_length only applies to text fields"),
+        ("{key: n, label: 名称, max_length: 2001}", "max_length: Input should be less than or equal to 2000"),
+        ("{key: n, label: 名称, max_length: 2, default: 甲乙丙}", "default is longer than the 2 characters allowed"),
+        ("{key: n, label: 面积, type: number, max: .nan}", "max: Input should be a finite number"),
+        ("{key: n, label: 面积, type: number, default: .inf}", "default inf is not a valid number"),
+    ],
+)
+def test_a_form_field_refuses_limits_it_cannot_have(departments, field, message):
+    head = HEAD.replace("form:\n", f"form:\n  - {field}\n")
+    found = problems(departments, GOOD, head)
+    assert len(found) == 1 and found[0].startswith("t.yaml:5:") and message in found[0], found
