@@ -16,6 +16,7 @@ from typing import Any
 import networkx as nx
 from pydantic import TypeAdapter, ValidationError
 
+from .expressions import ExpressionTooCostly
 from .limits import Limit, format_working_hours
 from .model import (
     DEFINITION_KEY_PATTERN,
@@ -417,9 +418,9 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
             if expression is None:
                 continue
             if expression.names <= set(parts.fields):
-                mismatch = _type_mismatch(expression, parts.fields)
-                if mismatch:
-                    at((*loc, name), f"step {step.id!r}: {name} {expression.source!r} mixes types: {mismatch}")
+                trouble = _trial_run(expression, parts.fields)
+                if trouble:
+                    at((*loc, name), f"step {step.id!r}: {name} {expression.source!r} {trouble}")
             for unknown in sorted(expression.names - form_names):
                 at(
                     (*loc, name),
@@ -491,12 +492,15 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
     return problems
 
 
-def _type_mismatch(expression: Any, fields: Mapping[str, FormField]) -> str | None:
-    """Evaluate once with a value of each field's type; a TypeError means text is compared with a number…"""
+def _trial_run(expression: Any, fields: Mapping[str, FormField]) -> str | None:
+    """Evaluate once with a value of each field's type: a TypeError means text is compared with a
+    number…; past the bounds (text repeated with *) it would fail for every applicant."""
     try:
         expression.evaluate({key: field.sample for key, field in fields.items()})
     except TypeError as exc:
-        return str(exc)
+        return f"mixes types: {exc}"
+    except ExpressionTooCostly as exc:
+        return f"cannot be evaluated: {exc}"
     except Exception:
         return None
     return None
