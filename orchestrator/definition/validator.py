@@ -527,9 +527,15 @@ def _longest_path(graph: nx.DiGraph, hours: Mapping[str, float]) -> tuple[float,
 
 @dataclass
 class Checked:
+    """One file checked: the definition (None if it has problems), the problems, and what was checked:
+    the text as read (publish stores these very bytes, not a second read) and the departments."""
+
     path: Path
     definition: Definition | None
     problems: list[Problem]
+    text: str | None = None
+    departments_file: Path | None = None
+    departments: Mapping[str, Department] | None = None
 
 
 def definition_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -597,8 +603,15 @@ def check_paths(paths: Sequence[str | Path], departments_file: str | Path | None
         if found is None:
             results.append(Checked(file, None, department_problems))
             continue
+        try:  # read once: what is checked is what a publisher stores, even if the file changes meanwhile
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            results.append(Checked(file, None, [Problem(str(file), 1, 1, f"cannot read the file: {exc}")]))
+            continue
         try:
-            results.append(Checked(file, load_definition(file, departments), []))
+            definition = load_definition(file, departments, text=text)
         except SourceError as exc:
-            results.append(Checked(file, None, list(exc.problems)))
+            results.append(Checked(file, None, list(exc.problems), text))
+        else:
+            results.append(Checked(file, definition, [], text, found.resolve(), departments))
     return results
