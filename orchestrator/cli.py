@@ -46,6 +46,8 @@ def validate(paths: tuple[Path, ...], departments_file: Path | None) -> None:
             for problem in result.problems:
                 click.echo(str(problem), err=True)
         elif result.definition is not None:
+            for warning in result.warnings:  # printed, but the file is valid
+                click.echo(str(warning), err=True)
             d = result.definition
             limit = f"承诺 {d.limits.promised}" if d.limits.promised else "即办件"
             click.echo(
@@ -357,9 +359,11 @@ def publish(paths: tuple[Path, ...], url: str | None) -> None:
             refused += 1
             for problem in result.problems:
                 click.echo(str(problem), err=True)
-            count = len(result.problems)
+            count = sum(not p.warning for p in result.problems)
             click.echo(f"{result.path}: refused ({count} problem{'s' if count > 1 else ''}), nothing stored", err=True)
         else:
+            for warning in result.warnings:
+                click.echo(str(warning), err=True)
             verb = "published" if result.changed else "unchanged"
             click.echo(f"{result.path}: {verb} {result.key} v{result.version}")
     stored = len(results) - refused

@@ -293,3 +293,36 @@ def test_simulate_refuses_an_invalid_definition(tmp_path):
     assert result.exit_code == 1
     assert "unknown department 'x'" in result.output
     assert "nothing was simulated" in result.output
+
+
+def test_simulate_shows_each_step_and_the_certificates_and_validate_warns_of_an_unguarded_issue_step(tmp_path):
+    """An issue step behind a conditional step only: valid, but most applicants got nothing. validate
+    warns (exit 0), and simulate shows the issue step skipped and fewer certificates than cases."""
+    shutil.copy(FIXTURES / "departments.yaml", tmp_path)
+    text = (FIXTURES / "kaiban-mini.yaml").read_text(encoding="utf-8")
+    text = text.replace("after: [seal, invoice, social]", "after: [seal]")
+    path = tmp_path / "kaiban-mini.yaml"
+    path.write_text(text, encoding="utf-8")
+
+    checked = run("validate", str(path))
+    assert checked.exit_code == 0, checked.output
+    assert "warning: issue step 'issue' waits only on steps that may be skipped: seal (when: needs_seal)" in (
+        checked.output
+    )
+
+    result = run("simulate", str(path), "--cases", "30", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    rows = {
+        line.split()[0]: [int(n) for n in line.split()[1:5]]
+        for line in result.output.splitlines()
+        if line.startswith("  ") and line.split()[0] in ("accept", "licence", "seal", "invoice", "social", "issue")
+    }
+    assert set(rows) == {"accept", "licence", "seal", "invoice", "social", "issue"}
+    ran, skipped, _refused, not_reached = rows["issue"]
+    assert skipped == rows["seal"][1] > 0  # dead-path elimination: no seal, no issue
+    assert ran + skipped + not_reached == 30
+    certificates = re.search(r"^certificates\s+营业执照（business_licence） (\d+)", result.output, re.M)
+    assert certificates is not None and int(certificates[1]) <= ran < 30
+    again = run("simulate", str(path), "--cases", "30", "--seed", "3")
+    steps = [line for line in result.output.splitlines() if line.startswith(("  ", "certificates"))]
+    assert steps == [line for line in again.output.splitlines() if line.startswith(("  ", "certificates"))]

@@ -16,15 +16,19 @@ Loc = Sequence[str | int]
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    """One thing wrong in a source file, printed as ``file:line:column: message`` (1-based)."""
+    """One thing wrong in a source file, printed as ``file:line:column: message`` (1-based).
+
+    A ``warning`` is printed as ``file:line:column: warning: message`` and refuses nothing: the file
+    is valid, but probably not what its designer meant."""
 
     file: str
     line: int
     column: int
     message: str
+    warning: bool = False
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+        return f"{self.file}:{self.line}:{self.column}: {'warning: ' if self.warning else ''}{self.message}"
 
 
 class SourceError(Exception):
@@ -111,9 +115,9 @@ class YamlSource:
                 break
         return line, column
 
-    def problem(self, loc: Loc, message: str, *, key: bool = False) -> Problem:
+    def problem(self, loc: Loc, message: str, *, key: bool = False, warning: bool = False) -> Problem:
         line, column = self.position(loc, key=key)
-        return Problem(self.file, line, column, message)
+        return Problem(self.file, line, column, message, warning)
 
 
 ALIAS_LIMIT = 10_000  # values aliases may add to one document (a whole definition has a few hundred)

@@ -185,6 +185,14 @@ class _Parts:
 
 def load_definition(path: str | Path, departments: Mapping[str, Department], *, text: str | None = None) -> Definition:
     """Parse and check one definition file; raises SourceError with every problem found."""
+    return check_definition(path, departments, text=text)[0]
+
+
+def check_definition(
+    path: str | Path, departments: Mapping[str, Department], *, text: str | None = None
+) -> tuple[Definition, list[Problem]]:
+    """(definition, warnings) of one definition file; raises SourceError with every problem found
+    (the warnings among them)."""
     source = YamlSource.read(path, text)
     if not isinstance(source.data, dict):
         raise SourceError([source.problem((), "a definition is a mapping with key, name, steps …")])
@@ -197,10 +205,10 @@ def load_definition(path: str | Path, departments: Mapping[str, Department], *, 
         problems.extend(_structure_problems(source, exc))
     parts = _gather(source, data, definition)
     problems.extend(_check(parts, departments, Path(path)))
-    if problems:
+    if any(not p.warning for p in problems):
         raise SourceError(sorted(set(problems)))
     assert definition is not None
-    return definition
+    return definition, sorted(set(problems))
 
 
 def parse_definition(text: str, name: str = "<stored>") -> Definition:
@@ -464,6 +472,24 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
                         f"department of this process{did_you_mean(certificate.issuer, process_departments)}",
                     )
 
+    # warnings: valid, but probably not meant -----------------------------------------------------
+    if not cycle_members and nx.is_directed_acyclic_graph(graph):
+        for index, step in sorted(parts.steps.values(), key=lambda item: item[0]):
+            if step.kind != "issue" or step.when is not None or not step.after or step.id in dangling:
+                continue
+            gates = _skip_gates(step.id, parts.steps, graph)
+            if gates:
+                names = ", ".join(f"{gate} (when: {parts.steps[gate][1].when.source})" for gate in gates)  # type: ignore[union-attr]
+                problems.append(
+                    source.problem(
+                        ("steps", index, "after"),
+                        f"issue step {step.id!r} waits only on steps that may be skipped: {names}. When their "
+                        "conditions are false it is skipped too and the applicant gets nothing; add a step that "
+                        "always runs to its `after` (kaiban-qiye.yaml's issue waits for licence as well)",
+                        warning=True,
+                    )
+                )
+
     # time limits ------------------------------------------------------------------------------
     raw_limits = data.get("limits") if isinstance(data.get("limits"), dict) else {}
     if parts.case_kind == "promised" and "promised" not in raw_limits and "limits" not in _broken_keys(data):
@@ -506,6 +532,27 @@ def _trial_run(expression: Any, fields: Mapping[str, FormField]) -> str | None:
     return None
 
 
+def _skip_gates(step_id: str, steps: Mapping[str, tuple[int, Step]], graph: nx.DiGraph) -> list[str]:
+    """The conditional steps (with `when`) that can skip ``step_id`` by dead-path elimination: every
+    predecessor of it can be skipped. Empty when one path to it always runs."""
+    may_skip: dict[str, set[str] | None] = {}  # step → the `when` steps that can skip it, None if it always runs
+    for node in nx.topological_sort(graph):
+        found = steps.get(node)
+        before = list(graph.predecessors(node))
+        if found is not None and found[1].when is not None:
+            may_skip[node] = {node}
+        elif before and all(may_skip.get(b) is not None for b in before):
+            may_skip[node] = set().union(*(may_skip[b] or set() for b in before))
+        else:
+            may_skip[node] = None
+    gates: set[str] = set()
+    for before in graph.predecessors(step_id):
+        if may_skip.get(before) is None:
+            return []
+        gates |= may_skip[before] or set()
+    return sorted(gates, key=lambda s: steps[s][0])
+
+
 def _broken_keys(data: dict[str, Any]) -> set[str]:
     limits = data.get("limits")
     return {"limits"} if limits is not None and not isinstance(limits, dict) else set()
@@ -536,6 +583,7 @@ class Checked:
     text: str | None = None
     departments_file: Path | None = None
     departments: Mapping[str, Department] | None = None
+    warnings: list[Problem] = field(default_factory=list)  # a valid file's warnings (problems hold an invalid one's)
 
 
 def definition_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -609,9 +657,9 @@ def check_paths(paths: Sequence[str | Path], departments_file: str | Path | None
             results.append(Checked(file, None, [Problem(str(file), 1, 1, f"cannot read the file: {exc}")]))
             continue
         try:
-            definition = load_definition(file, departments, text=text)
+            definition, warnings = check_definition(file, departments, text=text)
         except SourceError as exc:
             results.append(Checked(file, None, list(exc.problems), text))
         else:
-            results.append(Checked(file, definition, [], text, found.resolve(), departments))
+            results.append(Checked(file, definition, [], text, found.resolve(), departments, warnings))
     return results

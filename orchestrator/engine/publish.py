@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from threading import Lock
@@ -28,6 +28,7 @@ class Published:
     version: int | None
     changed: bool
     problems: list[Problem]
+    warnings: list[Problem] = field(default_factory=list)  # of a file stored all the same
 
 
 def content_hash(text: str) -> str:
@@ -51,7 +52,7 @@ def publish_paths(engine: Engine, paths: Sequence[str | Path], now: datetime) ->
                 sync_departments(tx, (item.departments or {}).values())
                 departments_done.add(item.departments_file)
             version, changed = store_definition(tx, item.definition, item.text, now)
-        results.append(Published(item.path, item.definition.key, version, changed, []))
+        results.append(Published(item.path, item.definition.key, version, changed, [], item.warnings))
     return results
 
 

@@ -453,3 +453,28 @@ def test_a_when_of_3000_chained_terms_is_a_problem_with_its_line(departments):
     assert len(found) == 1
     where = at(9, QUOTE + "employees")
     assert found[0].startswith(f"{where}: step 'licence': when: expression of 36,001 characters")
+
+
+def test_an_issue_step_behind_conditional_steps_only_is_a_warning(departments):
+    """It passed validation, and most simulated applicants then got nothing: when `needs_seal` is
+    false, `seal` is skipped, and the issue step with it (dead-path elimination)."""
+    from orchestrator.definition.validator import check_definition
+
+    steps = """\
+    - {id: accept, kind: acceptance, name: 受理, department: zwfw, limit: 1h}
+    - {id: licence, kind: approval, name: 执照, department: scjg, after: [accept], limit: 4h}
+    - {id: seal, kind: approval, name: 刻章, department: gaj, after: [licence], when: needs_seal, limit: 2h}
+    - {id: social, kind: approval, name: 社保, department: rsj, after: [licence], when: employees > 0, limit: 2h}
+    - {id: bundle, kind: notify, name: 汇总, department: zwfw, after: [seal, social]}
+    - {id: issue, kind: issue, name: 出件, department: zwfw, after: [bundle], limit: 1h}
+    """
+    text = HEAD + textwrap.dedent(steps)
+    definition, warnings = check_definition("t.yaml", departments, text=text)  # valid: nothing refused
+    assert definition.key == "t"
+    assert [str(w) for w in warnings] == [
+        "t.yaml:13:63: warning: issue step 'issue' waits only on steps that may be skipped: seal (when: needs_seal), "
+        "social (when: employees > 0). When their conditions are false it is skipped too and the applicant gets "
+        "nothing; add a step that always runs to its `after` (kaiban-qiye.yaml's issue waits for licence as well)"
+    ]
+    fixed = text.replace("after: [bundle]", "after: [bundle, licence]")
+    assert check_definition("t.yaml", departments, text=fixed)[1] == []
