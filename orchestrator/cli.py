@@ -359,7 +359,7 @@ def publish(paths: tuple[Path, ...], url: str | None) -> None:
             refused += 1
             for problem in result.problems:
                 click.echo(str(problem), err=True)
-            count = sum(not p.warning for p in result.problems)
+            count = len(result.problems)
             click.echo(f"{result.path}: refused ({count} problem{'s' if count > 1 else ''}), nothing stored", err=True)
         else:
             for warning in result.warnings:

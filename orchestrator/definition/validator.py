@@ -191,8 +191,7 @@ def load_definition(path: str | Path, departments: Mapping[str, Department], *, 
 def check_definition(
     path: str | Path, departments: Mapping[str, Department], *, text: str | None = None
 ) -> tuple[Definition, list[Problem]]:
-    """(definition, warnings) of one definition file; raises SourceError with every problem found
-    (the warnings among them)."""
+    """(definition, warnings) of one definition file; raises SourceError with every problem found."""
     source = YamlSource.read(path, text)
     if not isinstance(source.data, dict):
         raise SourceError([source.problem((), "a definition is a mapping with key, name, steps …")])
@@ -205,8 +204,9 @@ def check_definition(
         problems.extend(_structure_problems(source, exc))
     parts = _gather(source, data, definition)
     problems.extend(_check(parts, departments, Path(path)))
-    if any(not p.warning for p in problems):
-        raise SourceError(sorted(set(problems)))
+    errors = [p for p in problems if not p.warning]
+    if errors:  # the warnings wait until the file is valid
+        raise SourceError(sorted(set(errors)))
     assert definition is not None
     return definition, sorted(set(problems))
 
@@ -583,7 +583,7 @@ class Checked:
     text: str | None = None
     departments_file: Path | None = None
     departments: Mapping[str, Department] | None = None
-    warnings: list[Problem] = field(default_factory=list)  # a valid file's warnings (problems hold an invalid one's)
+    warnings: list[Problem] = field(default_factory=list)  # of a valid file
 
 
 def definition_files(paths: Sequence[str | Path]) -> list[Path]:
