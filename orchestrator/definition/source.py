@@ -182,7 +182,8 @@ def plain_syntax_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, int, 
         message = "a tab character: YAML indents with spaces only; replace the tab with spaces"
     elif problem == "did not find expected '-' indicator":
         item = lines[start_line - 1] if 0 < start_line <= len(lines) else ""
-        keys = f" and their keys in column {_first_column(lines, start_line, after_dash=True)}" if ": " in item else ""
+        block_item = ": " in item and not item.lstrip(" -").startswith(("{", "["))
+        keys = f" and their keys in column {_first_column(lines, start_line, after_dash=True)}" if block_item else ""
         if starts_in == start_column:
             message = (
                 f"line {line} is in the column of the list that starts at line {start_line} but has no '-': "
