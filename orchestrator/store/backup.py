@@ -217,9 +217,8 @@ def _in_use(path: Path) -> str:
     holders = sorted(_sqlite_holders(path))
     who = f" by process {', '.join(map(str, holders))}" if holders else ""
     return (
-        f"{path} is in use{who}: stop every Tongban process that uses it (the web service, workers, "
-        "`tongban serve`) and pause the cron line of `tongban timers` (comment it out with `crontab -e`), "
-        "then run the restore again"
+        f"{path} is in use{who}: stop every Tongban process that uses it (the web service, workers) and "
+        "pause the cron line of `tongban timers` (comment it out with `crontab -e`), then run the restore again"
     )
 
 
