@@ -212,8 +212,7 @@ def plain_syntax_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, int, 
         closer, kind = ("}", "{…}") if "mapping" in context else ("]", "[…]")
         message = (
             f"the {kind} opened at line {start_line}, column {start_column} is not closed here: put ',' between "
-            f"its entries, close it with '{closer}', and quote a value that contains , [ ] {{ }} or ': ' "
-            "(when: \"district in ['浦东', '黄浦']\")"
+            f"its entries, close it with '{closer}', and quote a value that contains , [ ] {{ }} or ': '"
         )
     elif "quoted scalar" in context and "end of stream" in problem:
         line, column = start_line, start_column
@@ -233,6 +232,17 @@ def _misplaced_in_mapping(lines: list[str], line: int, column: int, char: str, s
     """What libyaml calls "did not find expected key" while reading a block mapping."""
     if char and char in "]}":
         return f"an unmatched '{char}': remove it, or open the list or mapping it closes"
+    above = next((n for n in range(line - 1, 0, -1) if lines[n - 1].strip()), 0)
+    if (
+        above
+        and lines[above - 1].rstrip().endswith((": {}", ": []"))
+        and _first_column(lines, line) > _first_column(lines, above)
+    ):  # `years: {}` kept, and the entries written below it
+        empty = lines[above - 1].rstrip()[-2:]
+        return (
+            f"line {line} is indented under line {above}, whose value is already given as {empty} (empty): "
+            f"remove the {empty} so that the indented lines below become its value"
+        )
     if char == "-":
         above = next((n for n in range(line - 1, 0, -1) if lines[n - 1].lstrip().startswith("- ")), None)
         if above is not None and _first_column(lines, above) != column:
