@@ -312,7 +312,7 @@ class CalendarOverrides(_Strict):
             # errors worded) here rather than by YAML's own timestamp rules.
             data = YAML(typ="base").load(text)
         except YAMLError as exc:
-            raise CalendarError(f"{source_name}: not valid YAML: {_yaml_problem(exc)}") from None
+            raise CalendarError(f"{source_name}: not valid YAML: {_yaml_problem(exc, text)}") from None
         if data is None or data == "":
             data = {}
         if not isinstance(data, dict):
@@ -326,7 +326,20 @@ class CalendarOverrides(_Strict):
             raise CalendarError(f"{source_name}: {_describe(exc)}") from None
 
 
-def _yaml_problem(exc: YAMLError) -> str:
+def _yaml_problem(exc: YAMLError, text: str) -> str:
+    """The syntax error in plain words, as the definitions' loader says it (libyaml reads the same
+    text); ruamel's own wording when libyaml finds nothing wrong (a key given twice)."""
+    import yaml
+
+    from .definition.source import plain_syntax_error
+
+    try:
+        yaml.compose(text, Loader=yaml.CSafeLoader)
+    except yaml.MarkedYAMLError as plain:
+        line, _column, message = plain_syntax_error(plain, text)
+        return f"line {line}: {message}"
+    except yaml.YAMLError:
+        pass
     problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
     if problem and mark is not None:
         return f"line {mark.line + 1}: {problem}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +55,52 @@ departments_option = click.option(
 )
 
 
+def _calendar_problems(paths: tuple[Path, ...], calendar_file: Path | None, *, configured: bool) -> list[str]:
+    """What is wrong with the calendar files `tongban timers` would load: the calendar.yaml beside or
+    above the definitions, and the configured one (TONGBAN_CALENDAR_FILE, else definitions/calendar.yaml
+    in TONGBAN_HOME) — ``configured``: a configured file that is missing is a problem too."""
+    from .calendar import BusinessCalendar, CalendarError
+    from .definition.validator import CALENDAR_FILE, definition_files
+    from .settings import SettingsError, load_calendar
+
+    problems: list[str] = []
+    settings = _settings(calendar_file=calendar_file)
+    chosen = settings.calendar_path
+    if chosen is not None and (configured or calendar_file is not None or chosen.is_file()):
+        try:
+            load_calendar(settings)
+        except SettingsError as exc:
+            problems.append(str(exc))
+    seen = {chosen.resolve()} if chosen is not None else set()
+    for file in definition_files(paths):
+        for folder in [file.parent, *file.resolve().parent.parents]:
+            candidate = folder / CALENDAR_FILE
+            if candidate.is_file():
+                if candidate.resolve() not in seen:
+                    seen.add(candidate.resolve())
+                    try:
+                        BusinessCalendar.from_file(candidate)
+                    except CalendarError as exc:
+                        problems.append(f"calendar file {candidate}: {str(exc).removeprefix(f'{CALENDAR_FILE}: ')}")
+                break
+    return problems
+
+
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @departments_option
-def validate(paths: tuple[Path, ...], departments_file: Path | None) -> None:
-    """Check definitions; print file:line:column: message for every problem (exit 1 if any)."""
+@click.option(
+    "--calendar",
+    "calendar_file",
+    type=click.Path(dir_okay=False, path_type=Path),  # or none
+    help="the operator calendar file to check too (default: $TONGBAN_CALENDAR_FILE, else definitions/calendar.yaml)",
+)
+def validate(paths: tuple[Path, ...], departments_file: Path | None, calendar_file: Path | None) -> None:
+    """Check definitions; print file:line:column: message for every problem (exit 1 if any).
+
+    The calendar.yaml beside the definitions and the configured calendar file are checked too: a
+    broken one would stop `tongban timers`.
+    """
     from .definition.validator import check_paths
 
     results = check_paths(paths or (Path(DEFAULT_DEFINITIONS),), departments_file)
@@ -70,12 +113,17 @@ def validate(paths: tuple[Path, ...], departments_file: Path | None) -> None:
             for problem in result.problems:
                 click.echo(str(problem), err=True)
         elif result.definition is not None:
+            for warning in result.warnings:  # printed, but the file is valid
+                click.echo(str(warning), err=True)
             d = result.definition
             limit = f"承诺 {d.limits.promised}" if d.limits.promised else "即办件"
             click.echo(
                 f"{result.path}: ok  {d.key} {d.name} · {len(d.steps)} steps · "
                 f"{len(d.departments)} departments · {limit}"
             )
+    for problem in _calendar_problems(paths or (Path(DEFAULT_DEFINITIONS),), calendar_file, configured=False):
+        failed = True
+        click.echo(problem, err=True)
     if failed:
         sys.exit(1)
 
@@ -210,13 +258,14 @@ def _db_message(exc: Exception) -> str:
     return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
 
 
-def _upgrade(db: Any) -> None:
+def _upgrade(db: Any) -> tuple[str | None, str | None]:
+    """(revision before, revision after), read under the lock that serializes upgrades."""
     from sqlalchemy.exc import DBAPIError
 
     from .store import upgrade
 
     try:
-        upgrade(db)
+        return upgrade(db)
     except DBAPIError as exc:
         raise click.ClickException(f"cannot upgrade {_shown(str(db.url))}: {_db_message(exc)}") from None
 
@@ -243,15 +292,13 @@ def db_upgrade(url: str | None) -> None:
     """Create the schema, or bring it up to the newest revision."""
     database, shown = _open_database(url)
     try:
-        before, head = _revisions(database)
-        if before == head:
-            click.echo(f"{shown}: schema already at revision {head} (head)")
-            return
-        _upgrade(database)
-        after, _ = _revisions(database)
-        click.echo(f"{shown}: schema upgraded from {before or '(empty)'} to revision {after} (head)")
+        before, after = _upgrade(database)
     finally:
         database.dispose()
+    if before == after:
+        click.echo(f"{shown}: schema already at revision {after} (head)")
+    else:
+        click.echo(f"{shown}: schema upgraded from {before or '(empty)'} to revision {after} (head)")
 
 
 @db.command("current")
@@ -269,6 +316,78 @@ def db_current(url: str | None) -> None:
         click.echo(f"{shown}: revision {revision} (head, up to date)")
     else:
         click.echo(f"{shown}: revision {revision}, head is {head}; run `tongban db upgrade`")
+
+
+@db.command("backup")
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+@url_option
+def db_backup(dest: Path, url: str | None) -> None:
+    """Copy the database into the file DEST, verified, while Tongban keeps running.
+
+    SQLite: VACUUM INTO (it does not stop writers and is not restarted by them); PostgreSQL: pg_dump
+    --format=custom. The copy is written under a temporary name beside DEST and checked (integrity,
+    schema revision, row counts) before it is renamed to DEST: a backup that fails or is killed
+    leaves no DEST, and an older DEST as it was.
+    """
+    from .store.backup import BackupError, backup
+
+    settings = _settings(url)
+    shown = _shown(settings.resolved_database_url)
+    try:
+        with _stopping_cleanly():
+            verified = backup(settings.resolved_database_url, dest)
+    except BackupError as exc:
+        raise click.ClickException(f"backup of {shown} failed, no {dest} written: {exc}") from None
+    click.echo(f"{shown} → {dest}: {verified.summary()}  ({verified.seconds:.1f} s)")
+    click.echo(f"verified: {'; '.join(verified.checks)}")
+
+
+@db.command("restore")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@url_option
+@click.option("--yes", is_flag=True, help="do not ask before replacing the database")
+def db_restore(source: Path, url: str | None, yes: bool) -> None:
+    """Replace the database with the backup SOURCE (made by `tongban db backup`).
+
+    SOURCE is verified first. Refused while a Tongban process uses the database: stop the web
+    service and workers and pause the cron line of `tongban timers` first. SQLite: the content is
+    replaced in one transaction (a restore interrupted half-way changes nothing); PostgreSQL:
+    pg_restore --clean --if-exists --single-transaction.
+    """
+    from .store.backup import BackupError, restore
+
+    settings = _settings(url)
+    shown = _shown(settings.resolved_database_url)
+    if not yes:
+        click.confirm(f"Replace everything in {shown} with the backup {source}?", abort=True)
+    try:
+        with _stopping_cleanly():
+            verified = restore(settings.resolved_database_url, source)
+    except BackupError as exc:
+        raise click.ClickException(f"{shown} not restored (it is as it was): {exc}") from None
+    click.echo(f"{shown} restored from {source}: {verified.summary()}  ({verified.seconds:.1f} s)")
+    click.echo(f"verified: {'; '.join(verified.checks)}")
+    if verified.revision != verified.head:
+        head = verified.head
+        click.echo(f"the backup is at schema revision {verified.revision}: run `tongban db upgrade` (head is {head})")
+    click.echo("start the Tongban processes again and re-enable the cron line of `tongban timers`")
+
+
+@contextmanager
+def _stopping_cleanly() -> Iterator[None]:
+    """SIGTERM and SIGHUP (cron's `timeout`, a closed terminal) end the command through its cleanup
+    (temporary files removed, pg_dump stopped) instead of killing it on the spot."""
+    import signal
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @main.command()
@@ -291,11 +410,15 @@ def publish(paths: tuple[Path, ...], url: str | None) -> None:
     missing = [str(p) for p in targets if not p.exists()]
     if missing:
         raise click.ClickException(f"no such file or folder: {', '.join(missing)}")
+    calendar_problems = _calendar_problems(targets, None, configured=True)
+    if calendar_problems:  # `tongban timers` would fail on it every minute: nothing is published
+        for problem in calendar_problems:
+            click.echo(problem, err=True)
+        raise click.ClickException("fix the calendar file first (see above); nothing was published")
     database, shown = _open_database(url)
     try:
         revision, head = _schema_revision(database, shown)
-        if revision is None:
-            _upgrade(database)
+        if revision is None and _upgrade(database)[0] is None:  # another process may have just made it
             click.echo(f"{shown}: empty database, schema created (revision {head})")
         try:
             results = publish_paths(database, list(targets), datetime.now(TZ))
@@ -314,6 +437,8 @@ def publish(paths: tuple[Path, ...], url: str | None) -> None:
             count = len(result.problems)
             click.echo(f"{result.path}: refused ({count} problem{'s' if count > 1 else ''}), nothing stored", err=True)
         else:
+            for warning in result.warnings:
+                click.echo(str(warning), err=True)
             verb = "published" if result.changed else "unchanged"
             click.echo(f"{result.path}: {verb} {result.key} v{result.version}")
     stored = len(results) - refused
@@ -332,7 +457,7 @@ def _calendar_option(function: Any) -> Any:
     return click.option(
         "--calendar",
         "calendar_file",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        type=click.Path(dir_okay=False, path_type=Path),  # or none
         help="operator calendar file (default: $TONGBAN_CALENDAR_FILE, else definitions/calendar.yaml; "
         "'none' for the library's holiday data alone)",
     )(function)
@@ -453,7 +578,8 @@ def calendar_between(first: str, second: str, calendar_file: Path | None) -> Non
 def doctor(url: str | None, calendar_file: Path | None, today_text: str | None) -> None:
     """Check the installation: Python, graphviz, a CJK font, the database, the holiday data.
 
-    Exit status 1 only on a hard failure (no database, no graphviz `dot`, a broken calendar file).
+    Exit status 1 on a hard failure: no graphviz `dot`, a broken calendar file, or a database that
+    cannot be used yet (unreachable, empty, an older schema, no definition published).
     """
     import platform
     import shutil
@@ -557,8 +683,8 @@ def _doctor_database(url: str | None, report: Any) -> int:
             if not os.access(folder, os.W_OK):
                 report("✗", f"database {shown}: no file, and {folder} is not writable")
                 return 1
-            report("!", f"database {shown}: no file yet; `tongban db upgrade` or `tongban publish` creates it")
-            return 0
+            report("✗", f"database {shown}: no file yet; {EMPTY_ADVICE}")
+            return 1
     try:
         database, shown = _open_database(url, timeout=5)
     except click.ClickException as exc:
@@ -566,18 +692,40 @@ def _doctor_database(url: str | None, report: Any) -> int:
         return 1
     try:
         revision, head = _revisions(database)
+        published = _published_count(database) if revision == head else 0
     except click.ClickException as exc:
         report("✗", exc.message)
         return 1
     finally:
         database.dispose()
-    if revision == head:
-        report("✓", f"database {shown}: reachable, schema revision {revision} (head)")
-    elif revision is None:
-        report("!", f"database {shown}: reachable but empty; run `tongban db upgrade` (head is {head})")
+    if revision is None:
+        report("✗", f"database {shown}: reachable but empty; {EMPTY_ADVICE}")
+    elif revision != head:
+        report("✗", f"database {shown}: schema revision {revision}, head is {head}; run `tongban db upgrade`")
+    elif not published:
+        report("✗", f"database {shown}: no definition published; run `tongban publish definitions/`")
     else:
-        report("!", f"database {shown}: schema revision {revision}, head is {head}; run `tongban db upgrade`")
-    return 0
+        report("✓", f"database {shown}: reachable, schema revision {revision} (head), {published} definition(s)")
+        return 0
+    return 1
+
+
+EMPTY_ADVICE = "run `tongban db upgrade` and `tongban publish definitions/`"
+
+
+def _published_count(database: Any) -> int:
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import DBAPIError
+
+    from .store.models import DefinitionVersion
+
+    try:
+        with database.connect() as conn:
+            return conn.execute(select(func.count(func.distinct(DefinitionVersion.key)))).scalar_one()
+    except DBAPIError as exc:
+        raise click.ClickException(
+            f"cannot read the database {_shown(str(database.url))}: {_db_message(exc)}"
+        ) from None
 
 
 def _year_ranges(years: list[int]) -> str:
@@ -747,8 +895,19 @@ STATE_LABELS = {
 @click.option("--cases", type=click.IntRange(min=1), required=True, help="how many cases to run to the end")
 @click.option("--seed", type=int, default=0, show_default=True, help="same seed, same cases, same counts")
 @click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True, help="cases in flight")
-@url_option
-@_calendar_option
+@click.option(
+    "--url",
+    metavar="URL",
+    help="database to run in (default: a scratch SQLite file, deleted afterwards; $TONGBAN_DATABASE_URL is "
+    "not used, so a simulation never writes into the real database)",
+)
+@click.option(
+    "--calendar",
+    "calendar_file",
+    type=click.Path(dir_okay=False, path_type=Path),  # or none
+    help="operator calendar file (default: the calendar.yaml beside FILE, else $TONGBAN_CALENDAR_FILE, else "
+    "definitions/calendar.yaml; 'none' for the library's holiday data alone)",
+)
 def simulate(file: Path, cases: int, seed: int, concurrency: int, url: str | None, calendar_file: Path | None) -> None:
     """Run cases of a definition to the end with simulated staff, and print the figures.
 

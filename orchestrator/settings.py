@@ -208,7 +208,7 @@ def load_calendar(settings: Settings) -> BusinessCalendar:
     try:
         return BusinessCalendar.from_file(path)
     except CalendarError as exc:
-        raise SettingsError(f"calendar file {path}: {exc}") from None
+        raise SettingsError(f"calendar file {path}: {str(exc).removeprefix(f'{path.name}: ')}") from None
 
 
 def connect_database(settings: Settings) -> Database:

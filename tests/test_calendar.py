@@ -341,6 +341,15 @@ Y27 = 'years: {2027: {source: "https://example.invalid/n", '
         ("years: {twenty: {}}", r"a year must be a number like 2027"),
         ("- 2027-01-01", r"top level must be a mapping"),
         ("closures: []\nclosures: []", r"not valid YAML: line 2: found duplicate key"),
+        (  # the yearly update with `years: {}` kept and the new year written below it
+            "years: {}\n  2027:\n    source: https://www.gov.cn/x\n",
+            r"not valid YAML: line 2: line 2 is indented under line 1, whose value is already given as \{\} "
+            r"\(empty\): remove the \{\} so that the indented lines below become its value",
+        ),
+        (
+            "closures: [\n  {date: 2026-09-15, reason: x}\n",
+            r"not valid YAML: line 4: the \[…\] opened at line 1, column 11 is not closed here",
+        ),
     ],
 )
 def test_bad_override_file_names_the_problem(tmp_path: Path, text: str, problem: str) -> None:

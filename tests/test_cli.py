@@ -63,3 +63,9 @@ def test_schema_is_json_schema_of_the_language():
     step_schema = schema["properties"]["steps"]["items"]
     tags = set(step_schema["discriminator"]["mapping"])
     assert tags == {"acceptance", "survey", "approval", "auto", "issue", "notify"}
+
+
+def test_schema_offers_max_length_for_text_fields():
+    schema = json.loads(CliRunner().invoke(main, ["schema"]).output)
+    max_length = schema["$defs"]["FormField"]["properties"]["max_length"]
+    assert {"type": "integer", "minimum": 1, "maximum": 2000} in max_length["anyOf"]

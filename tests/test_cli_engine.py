@@ -203,11 +203,11 @@ def test_calendar_refuses_bad_input_with_a_hint():
 # -- tongban doctor ------------------------------------------------------------------------------
 
 
-def test_doctor_warns_loudly_about_next_year_without_holiday_data(url):
-    assert run("db", "upgrade", "--url", url).exit_code == 0
+def test_doctor_warns_loudly_about_next_year_without_holiday_data(url, folder):
+    assert run("publish", str(folder), "--url", url).exit_code == 0
     result = run("doctor", "--url", url, "--today", "2026-11-30")
     assert result.exit_code == 0, result.output
-    assert "reachable, schema revision" in result.output
+    assert "reachable, schema revision 0006 (head), 1 definition(s)" in result.output
     assert "official holiday data for 2004–2026" in result.output
     assert "WARNING: 2027 (next year) has NO official holiday data" in result.output
     assert "flagged provisional" in result.output
@@ -347,3 +347,100 @@ def test_a_database_error_under_the_engine_is_one_line_and_exit_status_1(url, fo
         conn.exec_driver_sql("DROP TABLE alerts")
     db.dispose()
     one_line_refusal(run("timers", "--url", url), "no such table: alerts")
+
+
+def test_simulate_shows_each_step_and_the_certificates_and_validate_warns_of_an_unguarded_issue_step(tmp_path):
+    """An issue step behind a conditional step only: valid, but most applicants got nothing. validate
+    warns (exit 0), and simulate shows the issue step skipped and fewer certificates than cases."""
+    shutil.copy(FIXTURES / "departments.yaml", tmp_path)
+    text = (FIXTURES / "kaiban-mini.yaml").read_text(encoding="utf-8")
+    text = text.replace("after: [seal, invoice, social]", "after: [seal]")
+    path = tmp_path / "kaiban-mini.yaml"
+    path.write_text(text, encoding="utf-8")
+
+    checked = run("validate", str(path))
+    assert checked.exit_code == 0, checked.output
+    assert "warning: issue step 'issue' waits only on steps that may be skipped: seal (when: needs_seal)" in (
+        checked.output
+    )
+
+    result = run("simulate", str(path), "--cases", "30", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    rows = {
+        line.split()[0]: [int(n) for n in line.split()[1:5]]
+        for line in result.output.splitlines()
+        if line.startswith("  ") and line.split()[0] in ("accept", "licence", "seal", "invoice", "social", "issue")
+    }
+    assert set(rows) == {"accept", "licence", "seal", "invoice", "social", "issue"}
+    ran, skipped, _refused, not_reached = rows["issue"]
+    assert skipped == rows["seal"][1] > 0  # dead-path elimination: no seal, no issue
+    assert ran + skipped + not_reached == 30
+    certificates = re.search(r"^certificates\s+营业执照（business_licence） (\d+)", result.output, re.M)
+    assert certificates is not None and int(certificates[1]) <= ran < 30
+    again = run("simulate", str(path), "--cases", "30", "--seed", "3")
+    steps = [line for line in result.output.splitlines() if line.startswith(("  ", "certificates"))]
+    assert steps == [line for line in again.output.splitlines() if line.startswith(("  ", "certificates"))]
+
+
+# -- the calendar, checked up front ----------------------------------------------------------------
+
+BROKEN_CALENDAR = "working_hours: {start: '09:00', end: '17:00'}\nyears:\n  2027:\n    holidays: [2027-01-01]\n"
+
+
+def test_validate_and_publish_check_the_calendar_that_timers_would_load(url, folder, tmp_path):
+    """A broken calendar.yaml passed validate and publish, then `tongban timers` failed every minute."""
+    (folder / "calendar.yaml").write_text(BROKEN_CALENDAR, encoding="utf-8")
+    result = run("validate", str(folder))
+    assert result.exit_code == 1
+    assert f"calendar file {folder / 'calendar.yaml'}: years.2027.source: required key 'source' is missing" in (
+        result.output
+    )
+    assert "kaiban-mini.yaml: ok" in result.output  # the definitions are still checked
+
+    configured = tmp_path / "operator-calendar.yaml"
+    configured.write_text(BROKEN_CALENDAR, encoding="utf-8")
+    (folder / "calendar.yaml").unlink()
+    environment = {"TONGBAN_CALENDAR_FILE": str(configured)}
+    result = CliRunner().invoke(main, ["publish", str(folder), "--url", url], env=environment)
+    assert result.exit_code == 1
+    assert f"calendar file {configured}: years.2027.source" in result.output
+    assert "nothing was published" in result.output
+    assert not (tmp_path / "cli.sqlite").exists() or stored_versions(url) == []
+    assert CliRunner().invoke(main, ["validate", str(folder)], env=environment).exit_code == 1
+
+    configured.write_text("years: {}\n", encoding="utf-8")
+    assert CliRunner().invoke(main, ["publish", str(folder), "--url", url], env=environment).exit_code == 0
+
+
+def test_doctor_fails_on_a_database_tongban_cannot_work_with_yet(url, folder):
+    """It used to pass on an empty database, where `tongban timers` then failed."""
+    advice = "run `tongban db upgrade` and `tongban publish definitions/`"
+    result = run("doctor", "--url", url, "--today", "2026-11-30")
+    assert result.exit_code == 1
+    assert f"✗ database {url}: no file yet; {advice}" in result.output
+    db = connect(url)
+    with db.begin() as conn:  # an empty SQLite file
+        conn.exec_driver_sql("SELECT 1")
+    db.dispose()
+    result = run("doctor", "--url", url, "--today", "2026-11-30")
+    assert result.exit_code == 1
+    assert f"reachable but empty; {advice}" in result.output
+    assert run("db", "upgrade", "--url", url).exit_code == 0
+    result = run("doctor", "--url", url, "--today", "2026-11-30")
+    assert result.exit_code == 1
+    assert "no definition published; run `tongban publish definitions/`" in result.output
+    assert run("publish", str(folder), "--url", url).exit_code == 0
+    assert run("doctor", "--url", url, "--today", "2026-11-30").exit_code == 0
+
+
+def test_simulate_runs_in_a_scratch_database_whatever_tongban_database_url_says(tmp_path):
+    help_text = run("simulate", "--help").output
+    assert "default: a scratch SQLite file" in " ".join(help_text.split())
+    real = tmp_path / "real.sqlite"
+    path = str(FIXTURES / "kaiban-mini.yaml")
+    result = CliRunner().invoke(
+        main, ["simulate", path, "--cases", "2"], env={"TONGBAN_DATABASE_URL": f"sqlite:///{real}"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "in a scratch SQLite file" in result.output
+    assert not real.exists()  # the real database was never touched

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import multiprocessing
 import os
 import sqlite3
 import threading
@@ -185,3 +186,35 @@ def test_migrations_and_models_build_the_same_tables_and_hand_edit_triggers(two_
     assert triggers == _triggers(modelled)
     for database in two_databases:
         database.dispose()
+
+
+def _upgrade_from_the_cli(url: str, barrier, out) -> None:
+    """One `tongban db upgrade` in a process of its own, started with the others at a barrier."""
+    from click.testing import CliRunner
+
+    from orchestrator.cli import main
+    from orchestrator.store.migrate import MIGRATIONS  # noqa: F401  (imported before the race, as a warm process)
+
+    CliRunner().invoke(main, ["db", "current", "--url", "sqlite://"])  # the lazy imports, done before the race
+    barrier.wait(timeout=60)
+    result = CliRunner().invoke(main, ["db", "upgrade", "--url", url])
+    out.put((result.exit_code, result.output))
+
+
+def test_two_upgrades_at_once_on_an_empty_database_create_the_schema_once(empty_url):
+    """Both used to read "(empty)" before either had migrated, and both said they upgraded from it."""
+    context = multiprocessing.get_context("spawn")
+    barrier, out = context.Barrier(2), context.Queue()
+    racers = [context.Process(target=_upgrade_from_the_cli, args=(empty_url, barrier, out)) for _ in range(2)]
+    for racer in racers:
+        racer.start()
+    results = [out.get(timeout=120) for _ in racers]
+    for racer in racers:
+        racer.join(60)
+    assert [code for code, _ in results] == [0, 0], results
+    outputs = sorted(output for _, output in results)
+    assert f"schema already at revision {head_revision()} (head)" in outputs[0], outputs
+    assert f"schema upgraded from (empty) to revision {head_revision()} (head)" in outputs[1], outputs
+    db = connect(empty_url)
+    assert current(db) == head_revision()
+    db.dispose()

@@ -6,6 +6,7 @@ by a department, with time limits in working days. See docs/definition-language.
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from functools import cached_property
 from typing import Annotated, Any, Literal
@@ -28,6 +29,7 @@ IDENT_PATTERN = r"^[a-z][a-z0-9_]*$"
 LIMIT_PATTERN = r"^\d+(\.\d+)?[dhn]$"
 
 Ident = Annotated[str, Field(pattern=IDENT_PATTERN)]
+TEXT_LIMIT = 2_000  # characters of a text form field, unless its max_length is lower
 
 
 def _parse_limit(value: Any) -> Limit:
@@ -96,9 +98,15 @@ class FormField(_Spec):
     type: FieldType = "text"
     required: bool = False
     default: Any = None
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(None, allow_inf_nan=False)
+    max: float | None = Field(None, allow_inf_nan=False)
     options: list[str] | None = None
+    max_length: int | None = Field(
+        None,
+        ge=1,
+        le=TEXT_LIMIT,
+        description=f"most characters a text field takes (default and ceiling: {TEXT_LIMIT})",
+    )
     help: str | None = None
 
     @model_validator(mode="before")
@@ -117,13 +125,18 @@ class FormField(_Spec):
             raise ValueError("options only apply to type choice")
         if (self.min is not None or self.max is not None) and self.type not in ("int", "number"):
             raise ValueError("min and max only apply to int and number fields")
+        if self.max_length is not None and self.type != "text":
+            raise ValueError("max_length only applies to text fields")
         if self.default is not None:
             allowed = _DEFAULT_TYPES[self.type]
             wrong = not isinstance(self.default, allowed) or (
-                self.type in ("int", "number") and isinstance(self.default, bool)
+                self.type in ("int", "number")
+                and (isinstance(self.default, bool) or not math.isfinite(self.default) or abs(self.default) >= 2**63)
             )
             if wrong or (self.options and self.default not in self.options):
                 raise ValueError(f"default {self.default!r} is not a valid {self.type}")
+            if self.type == "text" and len(self.default) > (self.max_length or TEXT_LIMIT):
+                raise ValueError(f"default is longer than the {self.max_length or TEXT_LIMIT} characters allowed")
         return self
 
     @property

@@ -16,15 +16,19 @@ Loc = Sequence[str | int]
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    """One thing wrong in a source file, printed as ``file:line:column: message`` (1-based)."""
+    """One thing wrong in a source file, printed as ``file:line:column: message`` (1-based).
+
+    A ``warning`` is printed as ``file:line:column: warning: message`` and refuses nothing: the file
+    is valid, but probably not what its designer meant."""
 
     file: str
     line: int
     column: int
     message: str
+    warning: bool = False
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+        return f"{self.file}:{self.line}:{self.column}: {'warning: ' if self.warning else ''}{self.message}"
 
 
 class SourceError(Exception):
@@ -66,15 +70,15 @@ class YamlSource:
                 text = Path(path).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise SourceError([Problem(name, 1, 1, f"cannot read the file: {exc}")]) from None
+        if "&" in text and "*" in text:  # anchors and aliases: bound what they expand to first
+            _check_aliases(name, text)
         loader = _Loader(text)
         try:
             root = loader.get_single_node()
             data = loader.construct_document(root) if root is not None else None
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            what = " ".join(part for part in (exc.context, exc.problem) if part)
-            raise SourceError([Problem(name, line, column, f"YAML syntax error: {what}")]) from None
+            line, column, message = plain_syntax_error(exc, text)
+            raise SourceError([Problem(name, line, column, f"YAML syntax error: {message}")]) from None
         except yaml.YAMLError as exc:
             raise SourceError([Problem(name, 1, 1, f"YAML error: {exc}")]) from None
         finally:
@@ -111,9 +115,175 @@ class YamlSource:
                 break
         return line, column
 
-    def problem(self, loc: Loc, message: str, *, key: bool = False) -> Problem:
+    def problem(self, loc: Loc, message: str, *, key: bool = False, warning: bool = False) -> Problem:
         line, column = self.position(loc, key=key)
-        return Problem(self.file, line, column, message)
+        return Problem(self.file, line, column, message, warning)
+
+
+ALIAS_LIMIT = 10_000  # values aliases may add to one document (a whole definition has a few hundred)
+NESTING_LIMIT = 64  # lists and mappings inside each other
+
+
+def _check_aliases(name: str, text: str) -> None:
+    """Refuse a document whose aliases would expand past ALIAS_LIMIT values ("billion laughs": nine
+    lines of nested aliases expand to a billion values, and validating one took minutes), or that
+    nests past NESTING_LIMIT. Counts on the parser's events, so nothing is expanded to count it."""
+    sizes: dict[str, int] = {}  # anchor → values in what it names, aliases expanded
+    open_: list[list[Any]] = []  # [anchor, values so far] of each collection being read
+    added = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                open_.append([event.anchor, 1])
+                if len(open_) > NESTING_LIMIT:
+                    mark = event.start_mark
+                    message = f"lists and mappings nest more than {NESTING_LIMIT} deep here: flatten the document"
+                    raise SourceError([Problem(name, mark.line + 1, mark.column + 1, message)])
+                continue
+            if isinstance(event, yaml.CollectionEndEvent):
+                anchor, size = open_.pop()
+            elif isinstance(event, yaml.ScalarEvent):
+                anchor, size = event.anchor, 1
+            elif isinstance(event, yaml.AliasEvent):
+                anchor, size = None, sizes.get(event.anchor or "", 1)
+                added += size
+                if added > ALIAS_LIMIT:
+                    mark = event.start_mark
+                    message = (
+                        f"aliases expand this document to more than {ALIAS_LIMIT:,} extra values "
+                        f"(*{event.anchor} here stands for {size:,}): write the repeated part out, "
+                        "or nest fewer aliases"
+                    )
+                    raise SourceError([Problem(name, mark.line + 1, mark.column + 1, message)])
+            else:
+                continue
+            if anchor:
+                sizes[anchor] = size
+            if open_:
+                open_[-1][1] += size
+    except yaml.YAMLError:
+        return  # a syntax error: the parse proper reports it with its position
+
+
+def plain_syntax_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, int, str]:
+    """(line, column, message) of a YAML syntax error in plain words, with an indentation hint:
+    libyaml says "did not find expected '-' indicator" where a designer needs "this line is not lined
+    up with the list above it"."""
+    problem, context = exc.problem or "", exc.context or ""
+    at = exc.problem_mark or exc.context_mark
+    line, column = (at.line + 1, at.column + 1) if at else (1, 1)
+    start = exc.context_mark
+    start_line, start_column = (start.line + 1, start.column + 1) if start else (line, column)
+    lines = text.splitlines()
+    current = lines[line - 1] if 0 < line <= len(lines) else ""
+    char = current[column - 1] if 0 < column <= len(current) else ""
+    starts_in = _first_column(lines, line)
+    if "tab" in problem or "'\\t'" in problem:
+        message = "a tab character: YAML indents with spaces only; replace the tab with spaces"
+    elif problem == "did not find expected '-' indicator":
+        item = lines[start_line - 1] if 0 < start_line <= len(lines) else ""
+        block_item = ": " in item and not item.lstrip(" -").startswith(("{", "["))
+        keys = f" and their keys in column {_first_column(lines, start_line, after_dash=True)}" if block_item else ""
+        if starts_in == start_column:
+            message = (
+                f"line {line} is in the column of the list that starts at line {start_line} but has no '-': "
+                "start it with '- ' to make it an item, or indent it under the item it belongs to"
+            )
+        else:
+            message = (
+                f"line {line} does not line up with the list that starts at line {start_line}: its items start "
+                f"with '-' in column {start_column}{keys}, this line in column {starts_in}. Indent it like the "
+                "line it belongs with (spaces only), or start a new item with '- '"
+            )
+    elif problem == "did not find expected key" and "block mapping" in context:
+        message = _misplaced_in_mapping(lines, line, column, char, start_line)
+    elif problem.startswith("mapping values are not allowed"):
+        message = (
+            "a ':' that cannot start a value here: put a value that contains ': ' in quotes "
+            '(name: "甲: 乙"), or, if this line holds a key, line it up with the keys above it'
+            + _indent_hint(lines, line)
+        )
+    elif problem == "could not find expected ':'" and start is not None:
+        line, column = start_line, start_column  # the line with the bare word, not the one after it
+        message = (
+            "a key without ':' (write key: value), or a line that continues the one above with the wrong indentation"
+        )
+    elif "flow mapping" in context or "flow sequence" in context:
+        closer, kind = ("}", "{…}") if "mapping" in context else ("]", "[…]")
+        message = (
+            f"the {kind} opened at line {start_line}, column {start_column} is not closed here: put ',' between "
+            f"its entries, close it with '{closer}', and quote a value that contains , [ ] {{ }} or ': '"
+        )
+    elif "quoted scalar" in context and "end of stream" in problem:
+        line, column = start_line, start_column
+        message = "a quoted text is never closed: add the closing quote"
+    elif "unknown escape" in problem:
+        message = "an unknown escape (\\…) in double quotes: write the backslash twice, or use single quotes"
+    elif problem == "found undefined alias":
+        message = "an alias (*name) with no anchor (&name) before it"
+    elif "another document" in problem:
+        message = "a second document ('---'): a file holds one document; remove the '---' line"
+    else:
+        message = " ".join(part for part in (context, problem) if part)
+    return line, column, message
+
+
+def _misplaced_in_mapping(lines: list[str], line: int, column: int, char: str, start_line: int) -> str:
+    """What libyaml calls "did not find expected key" while reading a block mapping."""
+    if char and char in "]}":
+        return f"an unmatched '{char}': remove it, or open the list or mapping it closes"
+    above = next((n for n in range(line - 1, 0, -1) if lines[n - 1].strip()), 0)
+    if (
+        above
+        and lines[above - 1].rstrip().endswith((": {}", ": []"))
+        and _first_column(lines, line) > _first_column(lines, above)
+    ):  # `years: {}` kept, and the entries written below it
+        empty = lines[above - 1].rstrip()[-2:]
+        return (
+            f"line {line} is indented under line {above}, whose value is already given as {empty} (empty): "
+            f"remove the {empty} so that the indented lines below become its value"
+        )
+    if char == "-":
+        above = next((n for n in range(line - 1, 0, -1) if lines[n - 1].lstrip().startswith("- ")), None)
+        if above is not None and _first_column(lines, above) != column:
+            return (
+                f"this list item is not lined up with the one at line {above}: that '-' is in column "
+                f"{_first_column(lines, above)}, this one in column {column} (spaces only)"
+            )
+        keys_in = _first_column(lines, start_line, after_dash=True)
+        return (
+            f"a list item ('-') where a key was expected: the keys of the mapping that starts at line "
+            f"{start_line} are in column {keys_in}; indent the list under the key it belongs to"
+        )
+    return (
+        f"line {line} does not line up with the mapping that starts at line {start_line}: its keys start in "
+        f"column {_first_column(lines, start_line, after_dash=True)}, this line in column "
+        f"{_first_column(lines, line)}. Line it up (spaces only)"
+    )
+
+
+def _first_column(lines: list[str], line: int, *, after_dash: bool = False) -> int:
+    """1-based column of the first character on the line (after a leading '- ' if asked)."""
+    if not 0 < line <= len(lines):
+        return 1
+    text = lines[line - 1]
+    column = len(text) - len(text.lstrip(" "))
+    if after_dash and text[column:].startswith("- "):
+        rest = text[column + 1 :]
+        column += 1 + len(rest) - len(rest.lstrip(" "))
+    return column + 1
+
+
+def _indent_hint(lines: list[str], line: int) -> str:
+    before = line - 1
+    while before > 0 and (not lines[before - 1].strip() or lines[before - 1].lstrip().startswith("#")):
+        before -= 1
+    if before <= 0 or _first_column(lines, line) == _first_column(lines, before, after_dash=True):
+        return ""
+    return (
+        f" (line {line} starts in column {_first_column(lines, line)}, line {before} "
+        f"in column {_first_column(lines, before, after_dash=True)})"
+    )
 
 
 def _duplicate_keys(name: str, node: yaml.Node | None) -> Iterator[Problem]:

@@ -16,6 +16,7 @@ from typing import Any
 import networkx as nx
 from pydantic import TypeAdapter, ValidationError
 
+from .expressions import ExpressionTooCostly
 from .limits import Limit, format_working_hours
 from .model import (
     DEFINITION_KEY_PATTERN,
@@ -186,6 +187,13 @@ class _Parts:
 
 def load_definition(path: str | Path, departments: Mapping[str, Department], *, text: str | None = None) -> Definition:
     """Parse and check one definition file; raises SourceError with every problem found."""
+    return check_definition(path, departments, text=text)[0]
+
+
+def check_definition(
+    path: str | Path, departments: Mapping[str, Department], *, text: str | None = None
+) -> tuple[Definition, list[Problem]]:
+    """(definition, warnings) of one definition file; raises SourceError with every problem found."""
     source = YamlSource.read(path, text)
     if not isinstance(source.data, dict):
         raise SourceError([source.problem((), "a definition is a mapping with key, name, steps …")])
@@ -198,10 +206,11 @@ def load_definition(path: str | Path, departments: Mapping[str, Department], *, 
         problems.extend(_structure_problems(source, exc))
     parts = _gather(source, data, definition)
     problems.extend(_check(parts, departments, Path(path)))
-    if problems:
-        raise SourceError(sorted(set(problems)))
+    errors = [p for p in problems if not p.warning]
+    if errors:  # the warnings wait until the file is valid
+        raise SourceError(sorted(set(errors)))
     assert definition is not None
-    return definition
+    return definition, sorted(set(problems))
 
 
 def parse_definition(text: str, name: str = "<stored>") -> Definition:
@@ -419,9 +428,9 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
             if expression is None:
                 continue
             if expression.names <= set(parts.fields):
-                mismatch = _type_mismatch(expression, parts.fields)
-                if mismatch:
-                    at((*loc, name), f"step {step.id!r}: {name} {expression.source!r} mixes types: {mismatch}")
+                trouble = _trial_run(expression, parts.fields)
+                if trouble:
+                    at((*loc, name), f"step {step.id!r}: {name} {expression.source!r} {trouble}")
             for unknown in sorted(expression.names - form_names):
                 at(
                     (*loc, name),
@@ -477,6 +486,24 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
                         f"step {step.id!r}: certificate {certificate.key!r} issuer {certificate.issuer!r} is no "
                         f"department of this process{did_you_mean(certificate.issuer, process_departments)}",
                     )
+
+    # warnings: valid, but probably not meant -----------------------------------------------------
+    if not cycle_members and nx.is_directed_acyclic_graph(graph):
+        for index, step in sorted(parts.steps.values(), key=lambda item: item[0]):
+            if step.kind != "issue" or step.when is not None or not step.after or step.id in dangling:
+                continue
+            gates = _skip_gates(step.id, parts.steps, graph)
+            if gates:
+                names = ", ".join(f"{gate} (when: {parts.steps[gate][1].when.source})" for gate in gates)  # type: ignore[union-attr]
+                problems.append(
+                    source.problem(
+                        ("steps", index, "after"),
+                        f"issue step {step.id!r} waits only on steps that may be skipped: {names}. When their "
+                        "conditions are false it is skipped too and the applicant gets nothing; add a step that "
+                        "always runs to its `after` (kaiban-qiye.yaml's issue waits for licence as well)",
+                        warning=True,
+                    )
+                )
 
     # time limits ------------------------------------------------------------------------------
     raw_limits = data.get("limits") if isinstance(data.get("limits"), dict) else {}
@@ -545,15 +572,39 @@ def _check_lookups(step: Any, loc: Loc, form_names: set[str], at: Callable[..., 
                 filled[name] = index
 
 
-def _type_mismatch(expression: Any, fields: Mapping[str, FormField]) -> str | None:
-    """Evaluate once with a value of each field's type; a TypeError means text is compared with a number…"""
+def _trial_run(expression: Any, fields: Mapping[str, FormField]) -> str | None:
+    """Evaluate once with a value of each field's type: a TypeError means text is compared with a
+    number…; past the bounds (text repeated with *) it would fail for every applicant."""
     try:
         expression.evaluate({key: field.sample for key, field in fields.items()})
     except TypeError as exc:
-        return str(exc)
+        return f"mixes types: {exc}"
+    except ExpressionTooCostly as exc:
+        return f"cannot be evaluated: {exc}"
     except Exception:
         return None
     return None
+
+
+def _skip_gates(step_id: str, steps: Mapping[str, tuple[int, Step]], graph: nx.DiGraph) -> list[str]:
+    """The conditional steps (with `when`) that can skip ``step_id`` by dead-path elimination: every
+    predecessor of it can be skipped. Empty when one path to it always runs."""
+    may_skip: dict[str, set[str] | None] = {}  # step → the `when` steps that can skip it, None if it always runs
+    for node in nx.topological_sort(graph):
+        found = steps.get(node)
+        before = list(graph.predecessors(node))
+        if found is not None and found[1].when is not None:
+            may_skip[node] = {node}
+        elif before and all(may_skip.get(b) is not None for b in before):
+            may_skip[node] = set().union(*(may_skip[b] or set() for b in before))
+        else:
+            may_skip[node] = None
+    gates: set[str] = set()
+    for before in graph.predecessors(step_id):
+        if may_skip.get(before) is None:
+            return []
+        gates |= may_skip[before] or set()
+    return sorted(gates, key=lambda s: steps[s][0])
 
 
 def _broken_keys(data: dict[str, Any]) -> set[str]:
@@ -577,9 +628,16 @@ def _longest_path(graph: nx.DiGraph, hours: Mapping[str, float]) -> tuple[float,
 
 @dataclass
 class Checked:
+    """One file checked: the definition (None if it has problems), the problems, and what was checked:
+    the text as read (publish stores these very bytes, not a second read) and the departments."""
+
     path: Path
     definition: Definition | None
     problems: list[Problem]
+    text: str | None = None
+    departments_file: Path | None = None
+    departments: Mapping[str, Department] | None = None
+    warnings: list[Problem] = field(default_factory=list)  # of a valid file
 
 
 def definition_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -647,8 +705,15 @@ def check_paths(paths: Sequence[str | Path], departments_file: str | Path | None
         if found is None:
             results.append(Checked(file, None, department_problems))
             continue
+        try:  # read once: what is checked is what a publisher stores, even if the file changes meanwhile
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            results.append(Checked(file, None, [Problem(str(file), 1, 1, f"cannot read the file: {exc}")]))
+            continue
         try:
-            results.append(Checked(file, load_definition(file, departments), []))
+            definition, warnings = check_definition(file, departments, text=text)
         except SourceError as exc:
-            results.append(Checked(file, None, list(exc.problems)))
+            results.append(Checked(file, None, list(exc.problems), text))
+        else:
+            results.append(Checked(file, definition, [], text, found.resolve(), departments, warnings))
     return results

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from threading import Lock
@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ..definition.model import Definition
 from ..definition.model import Department as DepartmentSpec
 from ..definition.source import Problem
-from ..definition.validator import check_paths, load_departments, parse_definition
+from ..definition.validator import check_paths, parse_definition
 from ..store.models import DefinitionVersion, Department
 from .errors import NotFound
 
@@ -28,6 +28,7 @@ class Published:
     version: int | None
     changed: bool
     problems: list[Problem]
+    warnings: list[Problem] = field(default_factory=list)  # of a file stored all the same
 
 
 def content_hash(text: str) -> str:
@@ -43,25 +44,16 @@ def publish_paths(engine: Engine, paths: Sequence[str | Path], now: datetime) ->
     checked = check_paths(paths)
     departments_done: set[Path] = set()
     for item in checked:
-        if item.problems or item.definition is None:
+        if item.problems or item.definition is None or item.text is None:
             results.append(Published(item.path, None, None, False, item.problems))
             continue
-        text = item.path.read_text(encoding="utf-8")
-        with engine.begin() as tx:
-            departments_file = _departments_file(item.path)
-            if departments_file is not None and departments_file not in departments_done:
-                sync_departments(tx, load_departments(departments_file).values())
-                departments_done.add(departments_file)
-            version, changed = store_definition(tx, item.definition, text, now)
-        results.append(Published(item.path, item.definition.key, version, changed, []))
+        with engine.begin() as tx:  # the text and departments the validator read, not a second read
+            if item.departments_file is not None and item.departments_file not in departments_done:
+                sync_departments(tx, (item.departments or {}).values())
+                departments_done.add(item.departments_file)
+            version, changed = store_definition(tx, item.definition, item.text, now)
+        results.append(Published(item.path, item.definition.key, version, changed, [], item.warnings))
     return results
-
-
-def _departments_file(path: Path) -> Path | None:
-    from ..definition.validator import find_departments_file
-
-    found = find_departments_file(path)
-    return found.resolve() if found else None
 
 
 def store_definition(tx: Connection, definition: Definition, text: str, now: datetime) -> tuple[int, bool]:

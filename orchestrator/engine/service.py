@@ -20,6 +20,7 @@ from .commands.auto import AutoBatch, RunPolicy
 from .commands.clock import SUSPENSION_KINDS
 from .commands.closing import EVALUATION_CHANNELS, EVALUATION_LEVELS
 from .errors import Conflict, InvalidData, NotAllowed
+from .forms import checked
 from .lookups import Sources
 from .publish import DefinitionCache
 from .rules import CASE_RULES, RECTIFICATION_STEP
@@ -83,10 +84,12 @@ class Engine:
     # ------------------------------------------------------------------------------------------
     # people
 
+    @checked
     def add_user(self, user_id: str, name: str, memberships: Sequence[tuple[str, str]] = ()) -> None:
         """Register a member of staff with (department, role) pairs; re-adding adds roles (never removes)."""
         self.core.run(people.add_user, user_id, name, list(memberships))
 
+    @checked
     def set_memberships(self, user_id: str, name: str, memberships: Sequence[tuple[str, str]], actor: str) -> list[int]:
         """Set a person's (department, role) pairs exactly, removing the others; the change is recorded
         (membership_changes: who, when, before, after). Returns the tasks they still hold in departments
@@ -95,6 +98,7 @@ class Engine:
             raise InvalidData("set_memberships needs the user id, the name and who makes the change")
         return self.core.run(people.set_memberships, user_id, name, list(memberships), actor)
 
+    @checked
     def staff(self, user_id: str) -> people.StaffRecord:
         """A person's roles, the history of their roles and the tasks they hold."""
         from ..store.db import reading
@@ -105,6 +109,7 @@ class Engine:
     # ------------------------------------------------------------------------------------------
     # what a person may do
 
+    @checked
     def available_actions(
         self, user: str, *, task_id: int | None = None, case_id: int | None = None
     ) -> AvailableActions:
@@ -117,6 +122,7 @@ class Engine:
     # ------------------------------------------------------------------------------------------
     # application and acceptance (综合受理)
 
+    @checked
     def submit_case(
         self,
         definition_key: str,
@@ -139,6 +145,7 @@ class Engine:
                 raise
             return found
 
+    @checked
     def accept_case(
         self,
         case_id: int,
@@ -151,6 +158,7 @@ class Engine:
         """受理. Missing deferrable materials may be accepted with a supply deadline (容缺受理)."""
         self.core.run(acceptance.accept_case, case_id, actor, deferred, deferred_limit, opinion)
 
+    @checked
     def refuse_case(self, case_id: int, actor: str, reason: str, remedy: str | None = None) -> None:
         """不予受理, with the written reason and the remedy (行政复议 / 行政诉讼) the applicant has (default: the
         definition's ``remedy``). It goes to the window's leader, who confirms it (confirm_refusal) before
@@ -159,10 +167,12 @@ class Engine:
             raise InvalidData("不予受理 needs a written reason and the remedy (行政复议或者行政诉讼) the applicant has")
         self.core.run(acceptance.refuse_case, case_id, actor, reason, remedy)
 
+    @checked
     def request_supplement(self, case_id: int, actor: str, missing: Sequence[str], notice: str) -> int:
         """一次性告知: one notice listing every missing material; the clock has not started yet."""
         return self.core.run(acceptance.request_supplement, case_id, actor, missing, notice)
 
+    @checked
     def supply_materials(self, case_id: int, applicant_id: str, materials: Sequence[str]) -> None:
         """The applicant supplies what a 补正 notice asked for (before acceptance, or while suspended)."""
         self.core.run(acceptance.supply_materials, case_id, applicant_id, materials)
@@ -170,26 +180,32 @@ class Engine:
     # ------------------------------------------------------------------------------------------
     # the task queue
 
+    @checked
     def claim_task(self, task_id: int, actor: str) -> None:
         """签收: take a ready task of my department."""
         self.core.run(queue.claim_task, task_id, actor)
 
+    @checked
     def release_task(self, task_id: int, actor: str) -> None:
         """Put a claimed task back into the department's queue."""
         self.core.run(queue.release_task, task_id, actor)
 
+    @checked
     def reassign_task(self, task_id: int, actor: str, to_user: str, reason: str = "") -> None:
         """改派: the department's supervisor gives the task to another member."""
         self.core.run(queue.reassign_task, task_id, actor, to_user, reason)
 
+    @checked
     def transfer_task(self, task_id: int, actor: str, to_user: str, reason: str = "") -> None:
         """转办: hand my task to another member of the department; it is theirs from now on."""
         self.core.run(queue.transfer_task, task_id, actor, to_user, reason)
 
+    @checked
     def delegate_task(self, task_id: int, actor: str, to_user: str, note: str = "") -> None:
         """委派: someone works my task for me; their completion comes back to me for approval."""
         self.core.run(queue.delegate_task, task_id, actor, to_user, note)
 
+    @checked
     def add_signer(self, task_id: int, actor: str, signer: str, note: str = "") -> None:
         """加签: one more person must sign this task before it can be completed."""
         self.core.run(queue.add_signer, task_id, actor, signer, note)
@@ -197,6 +213,7 @@ class Engine:
     # ------------------------------------------------------------------------------------------
     # completing work
 
+    @checked
     def complete_task(
         self,
         task_id: int,
@@ -225,11 +242,13 @@ class Engine:
     # ------------------------------------------------------------------------------------------
     # 不予审批报告制: the leader decides on a proposed refusal
 
+    @checked
     def confirm_refusal(self, task_id: int, actor: str, opinion: str = "", *, remedy: str | None = None) -> None:
         """The leader of the deciding department confirms the refusal of report task ``task_id``: it takes
         effect and the applicant is told, with the remedy (``remedy`` replaces the proposed one)."""
         self.core.run(report.confirm_refusal, task_id, actor, opinion, remedy)
 
+    @checked
     def send_back_refusal(self, task_id: int, actor: str, opinion: str) -> None:
         """The leader sends the refusal back to the handler, who decides again (an automatic refusal goes
         to the department's handlers)."""
@@ -240,6 +259,7 @@ class Engine:
     # ------------------------------------------------------------------------------------------
     # 退回 and 撤回
 
+    @checked
     def send_back(self, task_id: int, actor: str, reason: str, to_step: str | None = None) -> int:
         """退回: back to the previous (or any earlier completed) step, which gets a new task; the steps
         in between are redone. Returns the new task's id."""
@@ -247,6 +267,7 @@ class Engine:
             raise InvalidData("退回 needs a reason")
         return self.core.run(redo.send_back, task_id, actor, reason, to_step)
 
+    @checked
     def take_back(self, task_id: int, actor: str) -> int:
         """撤回: undo my own completion while the tasks it created are still untouched. Returns the
         id of my task, open again."""
@@ -255,16 +276,19 @@ class Engine:
     # ------------------------------------------------------------------------------------------
     # the clock: 特别程序, 延长审批, timers
 
+    @checked
     def suspend_case(self, case_id: int, actor: str, kind: str, reason: str, expected: str | None = None) -> int:
         """特别程序 (专家评审, 听证, 检验 …): the clock stops until resume_case. ``expected`` (required, e.g.
         ``10d``) is the time it is expected to take, which the applicant is told (行政许可法 Art. 45)."""
         clock.check_suspension(kind, reason, expected)
         return self.core.run(clock.suspend_case, case_id, actor, kind, reason, expected)
 
+    @checked
     def resume_case(self, case_id: int, actor: str, result: str = "") -> None:
         """特别程序结束: the clock runs again; due times move out by the working time it stood still."""
         self.core.run(clock.resume_case, case_id, actor, result)
 
+    @checked
     def extend_case(self, case_id: int, actor: str, amount: str, approver: str, reason: str) -> None:
         """延长审批 (Art. 42): the case limit grows, once per case, within the statutory cap plus its legal
         extension."""
@@ -315,10 +339,12 @@ class Engine:
     # ------------------------------------------------------------------------------------------
     # closing: withdrawal, certificates, evaluation, 催办
 
+    @checked
     def withdraw_case(self, case_id: int, applicant_id: str, reason: str = "") -> None:
         """撤回申请: the applicant stops the case; open tasks are cancelled."""
         self.core.run(closing.withdraw_case, case_id, applicant_id, reason)
 
+    @checked
     def issue_certificates(
         self,
         task_id: int,
@@ -337,6 +363,7 @@ class Engine:
             closing.issue_certificates, task_id, actor, delivery, numbers or {}, tracking_number, electronic
         )
 
+    @checked
     def evaluate_case(self, case_id: int, rater: str, level: int, channel: str = "pc", comment: str = "") -> int:
         """好差评: one per case once it has ended, whatever the outcome (不予受理, 不予许可, 终止办理, 撤回
         included); 不满意 or worse opens a rectification task with its own deadline."""
@@ -346,6 +373,7 @@ class Engine:
             raise InvalidData(f"channel {channel!r}: use one of {', '.join(EVALUATION_CHANNELS)}")
         return self.core.run(closing.evaluate_case, case_id, rater, level, channel, comment)
 
+    @checked
     def urge(
         self,
         actor: str,
@@ -369,6 +397,7 @@ class Engine:
     # ------------------------------------------------------------------------------------------
     # automatic steps, incidents, 逾期视为同意 (commands/auto.py, incidents.py, consent.py)
 
+    @checked
     def run_auto_batch(
         self, limit: int = 100, *, sources: Sources | None = None, policy: RunPolicy | None = None
     ) -> AutoBatch:
@@ -378,26 +407,31 @@ class Engine:
         without two deciding the same task. ``sources``: the shared-data sources (default: the local table)."""
         return auto.run_batch(self.core, limit, sources or Sources(self.db), policy or RunPolicy())
 
+    @checked
     def run_auto_tasks(
         self, limit: int = 100, *, sources: Sources | None = None, policy: RunPolicy | None = None
     ) -> int:
         """``run_auto_batch``; returns how many tasks were decided."""
         return self.run_auto_batch(limit, sources=sources, policy=policy).decided
 
+    @checked
     def run_auto_task(self, task_id: int, *, sources: Sources | None = None, policy: RunPolicy | None = None) -> str:
         """Decide one waiting `auto` task (its backoff does not apply). Returns "decided", "failed" or
         "incident"; Conflict if it is no waiting auto task, NotAllowed if it is an open incident."""
         return auto.run_one(self.core, task_id, sources or Sources(self.db), policy or RunPolicy())
 
+    @checked
     def retry_incident(self, task_id: int, actor: str, note: str = "") -> None:
         """The department's supervisor has an automatic step whose attempts ran out tried again."""
         self.core.run(incidents.retry_incident, task_id, actor, note)
 
+    @checked
     def hand_over(self, task_id: int, actor: str, note: str = "") -> None:
         """The department's supervisor hands an automatic step whose attempts ran out to a person: it
         becomes a manual approval task in the department's queue."""
         self.core.run(incidents.hand_over, task_id, actor, note)
 
+    @checked
     def open_incidents(self, department: str | None = None) -> list[incidents.IncidentView]:
         from ..store.db import reading
 

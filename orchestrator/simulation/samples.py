@@ -30,7 +30,8 @@ def _value(field: FormField, rng: random.Random, all_branches: bool) -> Any:
         return (field.options or [""])[0] if all_branches else rng.choice(field.options or [""])
     if field.type == "date":
         return (date(2026, 1, 5) + timedelta(days=rng.randrange(300))).isoformat()
-    return f"{field.label}{rng.randrange(1000)}"
+    text = f"{field.label}{rng.randrange(1000)}"
+    return text[: field.max_length] if field.max_length else text
 
 
 def sample_materials(definition: Definition, *, complete: bool = True) -> list[str]:

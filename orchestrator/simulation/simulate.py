@@ -51,6 +51,7 @@ A bench keeps the loop and times it::
 from __future__ import annotations
 
 import random
+import statistics
 import tempfile
 import time as wallclock
 from collections import Counter
@@ -69,7 +70,7 @@ from ..engine import Engine
 from ..engine.forms import missing_materials
 from ..engine.rules import CASE_FINAL, CASE_STEPS, NEGATIVE_REPORT_STEP, TASK_OPEN, deferral_lapsed
 from ..store.db import reading
-from ..store.models import Alert, Case, Signoff, Supplement, Suspension, Task
+from ..store.models import Alert, Case, Certificate, Signoff, Supplement, Suspension, Task
 from .samples import sample_form, sample_materials
 
 __all__ = [
@@ -451,6 +452,20 @@ def drive_case(
 # a whole run
 
 
+@dataclass(frozen=True)
+class StepFigures:
+    """What one step did across the run's cases."""
+
+    step_id: str
+    name: str
+    kind: str
+    ran: int  # tasks completed (a step redone after 退回 counts each time)
+    skipped: int  # tasks skipped (`when` false, or every predecessor skipped)
+    refused: int  # completed with outcome reject (不予许可, or an auto rule that did not hold)
+    not_reached: int  # cases that ended before the step had a task
+    median_working_minutes: float | None  # from ready to completed, working time, of the tasks that ran
+
+
 @dataclass
 class SimulationReport:
     definition: str
@@ -470,6 +485,8 @@ class SimulationReport:
     started: datetime
     ended: datetime
     users: int
+    steps: list[StepFigures] = field(default_factory=list)  # in the definition's order
+    certificates: dict[str, int] = field(default_factory=dict)  # certificate name (key) → issued
 
     @property
     def completions_per_second(self) -> float:
@@ -497,7 +514,24 @@ class SimulationReport:
             f"deadlines        on time {self.on_time}  overdue {self.overdue}  provisional {self.provisional}",
             f"SLA cards        warning（黄牌） {self.warnings}  overdue（红牌） {self.overdue_alerts}",
             f"simulated time   {self.started:%Y-%m-%d %H:%M} → {self.ended:%Y-%m-%d %H:%M} Asia/Shanghai",
+            *self.step_lines(),
+            "certificates     "
+            + ("  ".join(f"{name} {count}" for name, count in self.certificates.items()) or "none issued"),
         ]
+
+    def step_lines(self) -> list[str]:
+        """One line per step: how often it ran, was skipped or refused, and its median working time."""
+        if not self.steps:
+            return []
+        width = max(4, *(len(f.step_id) for f in self.steps))
+        columns = f"{'ran':>5} {'skipped':>7} {'refused':>7} {'not reached':>11}  median"
+        lines = ["steps            median: working time from ready to done (h of 8-hour working days)"]
+        lines.append(f"  {'step':<{width}}  {columns}")
+        for f in self.steps:
+            median = "—" if f.median_working_minutes is None else _working(f.median_working_minutes)
+            counts = f"{f.ran:5} {f.skipped:7} {f.refused:7} {f.not_reached:11}"
+            lines.append(f"  {f.step_id:<{width}}  {counts}  {median:>6}  {f.name}")
+        return lines
 
 
 def simulate(
@@ -590,7 +624,7 @@ def _run(
         if behaviour.sweep_every:
             engine.run_timers()
         wall = wallclock.perf_counter() - began
-        report = _count(engine, made, result.key, result.version, shown, actions, wall, start, clock.now)  # type: ignore[arg-type]
+        report = _count(engine, made, definition, result.version, shown, actions, wall, start, clock.now)  # type: ignore[arg-type]
         report.users = staff.users
         engine.close()
         return report
@@ -601,7 +635,7 @@ def _run(
 def _count(
     engine: Engine,
     case_ids: list[int],
-    key: str,
+    definition: Definition,
     version: int,
     shown: str,
     actions: int,
@@ -609,6 +643,7 @@ def _count(
     started: datetime,
     ended: datetime,
 ) -> SimulationReport:
+    key = definition.key
     if len(case_ids) <= 20_000:
         mine = Case.id.in_(case_ids)
     else:  # beyond what one IN list should carry; ids of one run are contiguous unless others write too
@@ -635,6 +670,17 @@ def _count(
             .join(Case, Case.id == Task.case_id)
             .where(mine, Task.state == "completed")
         ).scalar_one()
+        tasks = conn.execute(
+            select(Task.case_id, Task.step_id, Task.state, Task.outcome, Task.ready_at, Task.completed_at)
+            .join(Case, Case.id == Task.case_id)
+            .where(mine)
+        ).all()
+        issued = conn.execute(
+            select(Certificate.name, Certificate.key, func.count())
+            .join(Case, Case.id == Certificate.case_id)
+            .where(mine)
+            .group_by(Certificate.name, Certificate.key)
+        ).all()
     timed = [(c, d) for c, d, _ in closed if c is not None and d is not None]
     return SimulationReport(
         definition=key,
@@ -654,7 +700,45 @@ def _count(
         started=started.astimezone(TZ),
         ended=ended.astimezone(TZ),
         users=0,
+        steps=_step_figures(engine.calendar, definition, tasks, len(case_ids)),
+        certificates={f"{name}（{key}）": count for name, key, count in sorted(issued, key=lambda r: (-r[2], r[1]))},
     )
+
+
+def _step_figures(
+    calendar: BusinessCalendar, definition: Definition, tasks: Sequence[Any], cases: int
+) -> list[StepFigures]:
+    by_step: dict[str, list[Any]] = {}
+    for task in tasks:
+        by_step.setdefault(task.step_id, []).append(task)
+    figures = []
+    for step in definition.steps:
+        rows = by_step.get(step.id, [])
+        done = [t for t in rows if t.state == "completed"]
+        minutes = [
+            calendar.working_time_between(t.ready_at, t.completed_at).total_seconds() / 60
+            for t in done
+            if t.ready_at is not None and t.completed_at is not None
+        ]
+        figures.append(
+            StepFigures(
+                step_id=step.id,
+                name=step.name,
+                kind=step.kind,
+                ran=len(done),
+                skipped=sum(t.state == "skipped" for t in rows),
+                refused=sum(t.outcome == "reject" for t in done),
+                not_reached=cases - len({t.case_id for t in rows}),
+                median_working_minutes=statistics.median(minutes) if minutes else None,
+            )
+        )
+    return figures
+
+
+def _working(minutes: float) -> str:
+    """Working time as 2h05 (hours of the 8-hour working day, not of the clock)."""
+    whole = round(minutes)
+    return f"{whole // 60}h{whole % 60:02d}"
 
 
 def _safe_url(url: str) -> str:

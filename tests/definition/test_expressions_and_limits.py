@@ -45,3 +45,61 @@ def test_limits_in_working_hours(text, hours):
 def test_bad_limits(text):
     with pytest.raises(ValueError, match="bad limit"):
         Limit.parse(text)
+
+
+# -- what an expression may cost ------------------------------------------------------------------
+# It runs inside a transition holding the case's lock (SQLite: the database's write lock), so what it
+# may build and how many steps it may take are bounded, by counts every process agrees on.
+
+from orchestrator.definition.expressions import (  # noqa: E402
+    EXPRESSION_LIMIT,
+    NESTING_LIMIT,
+    NUMBER_BITS,
+    VALUE_LIMIT,
+    ExpressionTooCostly,
+)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "len([[0]*9999]*employees) > 0",  # held SQLite's write lock for 37 s with a large number
+        "len('x' * employees) > 0",
+        "len(employees * [0]) > 0",
+        "'%0999999999d' % employees == ''",
+    ],
+)
+def test_repeating_text_or_lists_is_refused_when_loaded(source):
+    with pytest.raises(ExpressionError, match="repeating text or a list with"):
+        Expression.parse(source)
+
+
+def test_a_long_chain_is_a_clear_error_not_a_recursion_error():
+    with pytest.raises(ExpressionError, match=f"more than the {EXPRESSION_LIMIT:,} allowed"):
+        Expression.parse(" + ".join(["employees"] * 3000) + " > 0")  # used to raise RecursionError
+    with pytest.raises(ExpressionError, match=f"more than the {NESTING_LIMIT} allowed"):
+        Expression.parse("+".join(["e"] * 400) + " > 0")
+    assert Expression.parse("+".join(["e"] * 90) + " > 0").evaluate({"e": 1}) is True
+
+
+@pytest.mark.parametrize(
+    ("source", "values", "words"),
+    [
+        ("len(" + "+".join(["name"] * 6) + ") > 0", {"name": "名" * 2000}, f"more than {VALUE_LIMIT:,}"),
+        ("*".join(["n"] * 20) + " > 0", {"n": 2**62}, f"more than {NUMBER_BITS} bits"),
+        ("len(name * n) > 0", {"name": "名", "n": 10**12}, "repeating text or a list"),
+        ("len(name % n) > 0", {"name": "%09999999d", "n": 1}, "formatting text with %"),
+    ],
+)
+def test_values_past_the_bounds_at_run_time_are_refused_before_they_are_built(source, values, words):
+    expression = Expression.parse(source)  # fine when loaded: the form's values make it costly
+    with pytest.raises(ExpressionTooCostly, match=words):
+        expression.evaluate(values)
+    assert ExpressionTooCostly.__mro__[1] is ExpressionError
+
+
+def test_many_steps_are_refused():
+    source = " and ".join(["name in name"] * 55)
+    with pytest.raises(ExpressionTooCostly, match="steps"):
+        Expression.parse(source).evaluate({"name": "名" * 2000})
+    assert Expression.parse(source).evaluate({"name": "名" * 100}) is True

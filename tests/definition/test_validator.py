@@ -54,8 +54,78 @@ def test_a_valid_definition_loads(departments):
 
 def test_yaml_syntax_error_points_at_the_line(departments):
     assert problems(departments, GOOD + "- {id: broken, kind: approval\n", tail="") == [
-        "t.yaml:12:1: YAML syntax error: while parsing a flow mapping did not find expected ',' or '}'"
+        "t.yaml:12:1: YAML syntax error: the {…} opened at line 11, column 3 is not closed here: put ',' between "
+        "its entries, close it with '}', and quote a value that contains , [ ] { } or ': '"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (  # libyaml: "did not find expected '-' indicator"
+            "form:\n  - key: a\n    label: b\n   type: int\n",
+            "t.yaml:4:4: YAML syntax error: line 4 does not line up with the list that starts at line 2: its items "
+            "start with '-' in column 3 and their keys in column 5, this line in column 4. Indent it like the line "
+            "it belongs with (spaces only), or start a new item with '- '",
+        ),
+        (  # libyaml: "did not find expected key"
+            "steps:\n  - a: 1\n    b: 2\n - c: 3\n",
+            "t.yaml:4:2: YAML syntax error: this list item is not lined up with the one at line 2: that '-' is in "
+            "column 3, this one in column 2 (spaces only)",
+        ),
+        (
+            "limits:\n  promised: 1d\n statutory: 2d\n",
+            "t.yaml:3:2: YAML syntax error: line 3 does not line up with the mapping that starts at line 1: its keys "
+            "start in column 1, this line in column 2. Line it up (spaces only)",
+        ),
+        (  # libyaml: "mapping values are not allowed in this context"
+            "key: x\nname: 甲: 乙\n",
+            "t.yaml:2:8: YAML syntax error: a ':' that cannot start a value here: put a value that contains ': ' in "
+            'quotes (name: "甲: 乙"), or, if this line holds a key, line it up with the keys above it',
+        ),
+        (
+            "key: x\nname: y\n  limits: 3\n",
+            "t.yaml:3:9: YAML syntax error: a ':' that cannot start a value here: put a value that contains ': ' in "
+            'quotes (name: "甲: 乙"), or, if this line holds a key, line it up with the keys above it (line 3 starts '
+            "in column 3, line 2 in column 1)",
+        ),
+        (  # libyaml: "found character '\t' that cannot start any token"
+            "key: x\n\tname: y\n",
+            "t.yaml:2:1: YAML syntax error: a tab character: YAML indents with spaces only; "
+            "replace the tab with spaces",
+        ),
+        (
+            'key: x\nname: "甲\n',
+            "t.yaml:2:7: YAML syntax error: a quoted text is never closed: add the closing quote",
+        ),
+    ],
+)
+def test_yaml_syntax_errors_are_said_in_plain_words_with_the_line_and_column(text, expected):
+    with pytest.raises(SourceError) as error:
+        load_definition("t.yaml", {}, text=text)
+    assert [str(p) for p in error.value.problems] == [expected]
+
+
+def laughs(levels: int) -> str:
+    """The billion-laughs document: each line nine aliases of the one before (1.8 KB at nine levels)."""
+    lines = ["key: t", "name: x", 'tags: &a0 ["ha", "ha", "ha", "ha", "ha", "ha", "ha", "ha", "ha"]']
+    lines += [f"summary{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def test_aliases_that_expand_past_the_bound_are_refused_at_their_line():
+    """Nine such lines took minutes to validate (every expanded value was walked)."""
+    with pytest.raises(SourceError) as error:
+        load_definition("t.yaml", {}, text=laughs(9))
+    (problem,) = error.value.problems
+    assert (problem.line, problem.column) == (7, 16)
+    assert "aliases expand this document to more than 10,000 extra values (*a3 here stands for 7,381)" in str(problem)
+
+
+def test_a_few_aliases_are_still_fine(departments):
+    text = HEAD.replace("form:\n", "form:\n  - &flag {key: needs_bank, label: 银行开户, type: bool}\n") + GOOD
+    definition = load_definition("t.yaml", departments, text=text.replace("limit: 4h}", "limit: &short 4h}"))
+    assert definition.fields_by_key["needs_bank"].type == "bool"
 
 
 def test_unknown_key_suggests_the_right_one(departments):
@@ -358,3 +428,80 @@ def test_limits_returns_counts_the_returns_for_supplement_a_case_may_have(depart
     assert problems(departments, GOOD, head(-1)) == [
         f"{at(3, '-1')}: limits.returns: Input should be greater than or equal to 0"
     ]
+
+
+MAX_LENGTH_HEAD = HEAD.replace(
+    "form:\n", "form:\n  - {key: company_name, label: 企业名称, type: text, max_length: 50, default: 甲公司}\n"
+)
+
+
+def test_max_length_tightens_a_text_field(departments):
+    from orchestrator.engine import InvalidData
+    from orchestrator.engine.forms import check_form
+
+    assert problems(departments, GOOD, MAX_LENGTH_HEAD) == []
+    definition = load_definition("t.yaml", departments, text=MAX_LENGTH_HEAD + GOOD)
+    assert check_form(definition, {"company_name": "乙" * 50})["company_name"] == "乙" * 50
+    with pytest.raises(InvalidData, match=r"company_name .企业名称.: 51 characters, more than the 50 allowed"):
+        check_form(definition, {"company_name": "乙" * 51})
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("{key: n, label: 数量, type: int, max_length: 5}", "max_length only applies to text fields"),
+        ("{key: n, label: 名称, max_length: 2001}", "max_length: Input should be less than or equal to 2000"),
+        ("{key: n, label: 名称, max_length: 2, default: 甲乙丙}", "default is longer than the 2 characters allowed"),
+        ("{key: n, label: 面积, type: number, max: .nan}", "max: Input should be a finite number"),
+        ("{key: n, label: 面积, type: number, default: .inf}", "default inf is not a valid number"),
+    ],
+)
+def test_a_form_field_refuses_limits_it_cannot_have(departments, field, message):
+    head = HEAD.replace("form:\n", f"form:\n  - {field}\n")
+    found = problems(departments, GOOD, head)
+    assert len(found) == 1 and found[0].startswith("t.yaml:5:") and message in found[0], found
+
+
+QUOTE = '"'
+
+
+def test_a_condition_that_repeats_text_is_refused_with_its_line(departments):
+    head = HEAD.replace("form:\n", "form:\n  - {key: company_name, label: 企业名称, type: text}\n")
+    found = problems(departments, GOOD.replace("limit: 4h}", 'limit: 4h, when: "len(company_name * 3) > 0"}'), head)
+    assert found == [
+        f"{at(10, QUOTE + 'len(')}: step 'licence': when 'len(company_name * 3) > 0' cannot be evaluated: "
+        "repeating text or a list with * is not allowed"
+    ]
+
+
+def test_a_when_of_3000_chained_terms_is_a_problem_with_its_line(departments):
+    chain = " + ".join(["employees"] * 3000)
+    found = problems(departments, GOOD.replace("limit: 4h}", f'limit: 4h, when: "{chain} > 0"}}'))
+    assert len(found) == 1
+    where = at(9, QUOTE + "employees")
+    assert found[0].startswith(f"{where}: step 'licence': when: expression of 36,001 characters")
+
+
+def test_an_issue_step_behind_conditional_steps_only_is_a_warning(departments):
+    """It passed validation, and most simulated applicants then got nothing: when `needs_seal` is
+    false, `seal` is skipped, and the issue step with it (dead-path elimination)."""
+    from orchestrator.definition.validator import check_definition
+
+    steps = """\
+    - {id: accept, kind: acceptance, name: 受理, department: zwfw, limit: 1h}
+    - {id: licence, kind: approval, name: 执照, department: scjg, after: [accept], limit: 4h}
+    - {id: seal, kind: approval, name: 刻章, department: gaj, after: [licence], when: needs_seal, limit: 2h}
+    - {id: social, kind: approval, name: 社保, department: rsj, after: [licence], when: employees > 0, limit: 2h}
+    - {id: bundle, kind: notify, name: 汇总, department: zwfw, after: [seal, social]}
+    - {id: issue, kind: issue, name: 出件, department: zwfw, after: [bundle], limit: 1h}
+    """
+    text = HEAD + textwrap.dedent(steps)
+    definition, warnings = check_definition("t.yaml", departments, text=text)  # valid: nothing refused
+    assert definition.key == "t"
+    assert [str(w) for w in warnings] == [
+        "t.yaml:13:63: warning: issue step 'issue' waits only on steps that may be skipped: seal (when: needs_seal), "
+        "social (when: employees > 0). When their conditions are false it is skipped too and the applicant gets "
+        "nothing; add a step that always runs to its `after` (kaiban-qiye.yaml's issue waits for licence as well)"
+    ]
+    fixed = text.replace("after: [bundle]", "after: [bundle, licence]")
+    assert check_definition("t.yaml", departments, text=fixed)[1] == []
