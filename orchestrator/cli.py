@@ -241,12 +241,11 @@ def _open_database(url: str | None, timeout: int | None = None) -> tuple[Any, st
 
 def _revisions(db: Any) -> tuple[str | None, str | None]:
     """(current revision, head revision); raises ClickException when the database cannot be reached."""
-    from alembic.script import ScriptDirectory
     from sqlalchemy.exc import DBAPIError
 
-    from .store.migrate import alembic_config, current
+    from .store.migrate import current, head_revision
 
-    head = ScriptDirectory.from_config(alembic_config(db)).get_current_head()
+    head = head_revision()
     try:
         return current(db), head
     except DBAPIError as exc:

@@ -19,16 +19,8 @@ from alembic.migration import MigrationContext
 
 from orchestrator.store import connect, upgrade
 from orchestrator.store.db import _checkpointer, scratch_postgres
-from orchestrator.store.migrate import current
+from orchestrator.store.migrate import current, head_revision
 from orchestrator.store.models import Base
-
-
-def head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
-    from orchestrator.store.migrate import alembic_config
-
-    return ScriptDirectory.from_config(alembic_config(None)).get_current_head()
 
 
 def _wait_for(condition, seconds: float = 10.0) -> bool:

@@ -74,11 +74,13 @@ class Engine:
         return self.core.stats
 
     def close(self) -> None:
-        """Nothing to give back per thread any more (a connection is taken per transition); kept for callers."""
+        """Close the connections this engine keeps warm between transitions (the database object, which
+        the caller may share, stays open)."""
+        self.core.connections.drop_idle()
 
     def dispose(self) -> None:
         """Close every pooled connection (the process is done with the database)."""
-        self.core.connections.drop_idle()
+        self.close()
         self.db.dispose()
 
     # ------------------------------------------------------------------------------------------

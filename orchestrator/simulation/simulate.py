@@ -462,6 +462,7 @@ class StepFigures:
     ran: int  # tasks completed (a step redone after 退回 counts each time)
     skipped: int  # tasks skipped (`when` false, or every predecessor skipped)
     refused: int  # completed with outcome reject (不予许可, or an auto rule that did not hold)
+    cancelled: int  # open tasks closed because the case ended elsewhere (a parallel step refused it, 撤件)
     not_reached: int  # cases that ended before the step had a task
     median_working_minutes: float | None  # from ready to completed, working time, of the tasks that ran
 
@@ -520,16 +521,16 @@ class SimulationReport:
         ]
 
     def step_lines(self) -> list[str]:
-        """One line per step: how often it ran, was skipped or refused, and its median working time."""
+        """One line per step: how often it ran, was skipped, refused or cancelled, and its median working time."""
         if not self.steps:
             return []
         width = max(4, *(len(f.step_id) for f in self.steps))
-        columns = f"{'ran':>5} {'skipped':>7} {'refused':>7} {'not reached':>11}  median"
+        columns = f"{'ran':>5} {'skipped':>7} {'refused':>7} {'cancelled':>9} {'not reached':>11}  median"
         lines = ["steps            median: working time from ready to done (h of 8-hour working days)"]
         lines.append(f"  {'step':<{width}}  {columns}")
         for f in self.steps:
             median = "—" if f.median_working_minutes is None else _working(f.median_working_minutes)
-            counts = f"{f.ran:5} {f.skipped:7} {f.refused:7} {f.not_reached:11}"
+            counts = f"{f.ran:5} {f.skipped:7} {f.refused:7} {f.cancelled:9} {f.not_reached:11}"
             lines.append(f"  {f.step_id:<{width}}  {counts}  {median:>6}  {f.name}")
         return lines
 
@@ -671,7 +672,11 @@ def _count(
             .where(mine, Task.state == "completed")
         ).scalar_one()
         tasks = conn.execute(
-            select(Task.case_id, Task.step_id, Task.state, Task.outcome, Task.ready_at, Task.completed_at)
+            select(
+                Task.case_id, Task.step_id, Task.state, Task.outcome, Task.ready_at, Task.completed_at, Task.superseded
+            )
+                Task.case_id, Task.step_id, Task.state, Task.outcome, Task.ready_at, Task.completed_at, Task.superseded
+            )
             .join(Case, Case.id == Task.case_id)
             .where(mine)
         ).all()
@@ -728,6 +733,7 @@ def _step_figures(
                 ran=len(done),
                 skipped=sum(t.state == "skipped" for t in rows),
                 refused=sum(t.outcome == "reject" for t in done),
+                cancelled=sum(t.state == "cancelled" and not t.superseded for t in rows),
                 not_reached=cases - len({t.case_id for t in rows}),
                 median_working_minutes=statistics.median(minutes) if minutes else None,
             )

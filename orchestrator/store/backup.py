@@ -34,7 +34,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
-from .migrate import MIGRATIONS
+from .migrate import schema_revisions
 from .models import Base
 
 # Tables whose rows are never deleted: a copy taken between two counts holds between those counts.
@@ -401,16 +401,6 @@ def _null_pool() -> type:
 
 # ------------------------------------------------------------------------------------------------
 # shared
-
-
-def schema_revisions() -> tuple[str, set[str]]:
-    """(head, every revision) of this Tongban's migrations."""
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory(str(MIGRATIONS))
-    head = script.get_current_head()
-    assert head is not None
-    return head, {r.revision for r in script.walk_revisions()}
 
 
 def _check_revision(path: Path, revision: str | None, head: str, known: set[str], counts: Mapping[str, int]) -> None:

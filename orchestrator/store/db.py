@@ -57,12 +57,28 @@ def connect(url: str | None = None, *, sqlite_synchronous: str = "FULL", **engin
 SQLITE_SYNCHRONOUS = ("FULL", "NORMAL")
 
 
+def _into_wal(cursor: Any, busy_timeout_ms: int) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting like any writer. On a new file still in rollback mode, the
+    switch needs the exclusive lock while another process may hold the write lock (two `db upgrade`s
+    at once): SQLite then answers "database is locked" at once, without its busy handler, to avoid a
+    deadlock, so the wait is done here."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _sqlite_setup(engine: Engine, synchronous: str, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _into_wal(cursor, busy_timeout_ms)
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         # the checkpointer thread (below) copies the WAL back; this is only the backstop should it stop
         cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")

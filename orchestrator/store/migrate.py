@@ -29,6 +29,21 @@ def alembic_config(engine: Engine, connection: Connection | None = None) -> Conf
     return config
 
 
+def schema_revisions() -> tuple[str, set[str]]:
+    """(head, every revision) of this Tongban's migrations."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(MIGRATIONS))
+    head = script.get_current_head()
+    assert head is not None
+    return head, {r.revision for r in script.walk_revisions()}
+
+
+def head_revision() -> str:
+    """The newest revision of this Tongban's migrations."""
+    return schema_revisions()[0]
+
+
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Bring the schema up to date (creates it on an empty database). Returns (revision before,
     revision after), both read under the lock that serializes upgrades."""

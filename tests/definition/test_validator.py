@@ -123,7 +123,7 @@ def test_aliases_that_expand_past_the_bound_are_refused_at_their_line():
 
 
 def test_a_few_aliases_are_still_fine(departments):
-    text = HEAD.replace("form:\n", "form:\n  - &flag {key: needs_bank, label: 银行开户, type: bool}\n") + GOOD
+    text = HEAD.replace("form:\n", "form:\n  - &flag {key: needs_bank, label: 银行开户, type: bool}\n") + GOOD + TAIL
     definition = load_definition("t.yaml", departments, text=text.replace("limit: 4h}", "limit: &short 4h}"))
     assert definition.fields_by_key["needs_bank"].type == "bool"
 
@@ -440,7 +440,7 @@ def test_max_length_tightens_a_text_field(departments):
     from orchestrator.engine.forms import check_form
 
     assert problems(departments, GOOD, MAX_LENGTH_HEAD) == []
-    definition = load_definition("t.yaml", departments, text=MAX_LENGTH_HEAD + GOOD)
+    definition = load_definition("t.yaml", departments, text=MAX_LENGTH_HEAD + GOOD + TAIL)
     assert check_form(definition, {"company_name": "乙" * 50})["company_name"] == "乙" * 50
     with pytest.raises(InvalidData, match=r"company_name .企业名称.: 51 characters, more than the 50 allowed"):
         check_form(definition, {"company_name": "乙" * 51})
@@ -495,7 +495,7 @@ def test_an_issue_step_behind_conditional_steps_only_is_a_warning(departments):
     - {id: bundle, kind: notify, name: 汇总, department: zwfw, after: [seal, social]}
     - {id: issue, kind: issue, name: 出件, department: zwfw, after: [bundle], limit: 1h}
     """
-    text = HEAD + textwrap.dedent(steps)
+    text = HEAD + textwrap.dedent(steps) + TAIL
     definition, warnings = check_definition("t.yaml", departments, text=text)  # valid: nothing refused
     assert definition.key == "t"
     assert [str(w) for w in warnings] == [

@@ -26,6 +26,7 @@ steps:
   - {{id: seal, kind: approval, name: 刻章, department: gaj, after: [check], when: "len({SIX_NAMES}) > 0", limit: 2h}}
   - {{id: review, kind: approval, name: 复核, department: scjg, after: [check], limit: 2h}}
   - {{id: issue, kind: issue, name: 出件, department: zwfw, after: [seal, review], limit: 1h}}
+remedy: 如不服本决定，可在收到之日起六十日内申请行政复议，或者六个月内提起行政诉讼。
 """
 APPLICANT = {"id": "91310000MA1K000009", "name": "丙公司"}
 
@@ -51,11 +52,20 @@ def test_a_when_past_the_bounds_counts_as_false(engine, departments, clock):
     assert "builds a value of 12,000 items, more than 10,000" in skipped["data"]["reason"]
 
 
-def test_an_auto_rule_past_the_bounds_is_a_refusal_with_the_note(engine, departments, clock):
+def test_an_auto_rule_past_the_bounds_refuses_nobody_and_becomes_an_incident_for_a_person(engine, departments, clock):
+    """A rule the applicant's values make too costly cannot be decided: it is not read as a refusal
+    (nobody is refused by an expression's cost); the step waits, a worker's attempt fails with the bound
+    in its note, the last attempt raises an incident, and the supervisor hands the step to a person."""
+    from orchestrator.engine.commands.auto import RunPolicy
+
     publish_costly(engine, departments, clock)
     case_id = engine.submit_case("costly", APPLICANT, {"company_name": "丙公司", "amount": 2**62})
     engine.accept_case(case_id, "zwfw1")
     (check,) = [t for t in tasks_of(engine, case_id) if t["step_id"] == "check"]
-    assert check["outcome"] == "reject"
-    assert "builds a number of more than 1024 bits" in check["opinion"]
-    assert case_row(engine, case_id)["state"] == "rejected"
+    assert (check["state"], check["outcome"]) == ("ready", None)
+    assert engine.run_auto_task(check["id"], policy=RunPolicy(max_attempts=1)) == "incident"
+    (incident,) = engine.open_incidents("rsj")
+    assert incident.task_id == check["id"] and "builds a number of more than 1024 bits" in incident.error
+    engine.hand_over(check["id"], "rsj_boss", "规则无法自动判定，转人工")
+    (check,) = [t for t in tasks_of(engine, case_id) if t["step_id"] == "check"]
+    assert check["state"] == "ready" and case_row(engine, case_id)["state"] == "accepted"
