@@ -675,8 +675,6 @@ def _count(
             select(
                 Task.case_id, Task.step_id, Task.state, Task.outcome, Task.ready_at, Task.completed_at, Task.superseded
             )
-                Task.case_id, Task.step_id, Task.state, Task.outcome, Task.ready_at, Task.completed_at, Task.superseded
-            )
             .join(Case, Case.id == Task.case_id)
             .where(mine)
         ).all()
