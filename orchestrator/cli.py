@@ -942,5 +942,11 @@ from flows.cli import commands as _flow_commands  # noqa: E402
 for _command in _flow_commands():
     main.add_command(_command)
 
+# the web: tongban serve, demo, users, centres (web/cli.py; only click at load time)
+from web.cli import commands as _web_commands  # noqa: E402
+
+for _command in _web_commands():
+    main.add_command(_command)
+
 if __name__ == "__main__":
     main()

@@ -125,6 +125,25 @@ class Settings(BaseSettings):
     )
     prefect_auto_runs: int = Field(2, ge=1, le=100, description="auto_steps flow runs at once (queue consumers)")
 
+    # the web (web/): `tongban serve`
+    web_host: str = Field("127.0.0.1", description="the address `tongban serve` listens on")
+    web_port: int = Field(8000, ge=1, le=65535)
+    web_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes (each with its own pool)")
+    secret_key: SecretStr | None = Field(
+        None,
+        description="signs session cookies and CSRF tokens; unset: one is made once and kept in "
+        "<home>/.tongban/secret.key (every worker of one machine reads the same file)",
+    )
+    session_minutes: int = Field(600, ge=5, le=7 * 24 * 60, description="a log-in lasts at most this long")
+    session_idle_minutes: int = Field(60, ge=1, le=24 * 60, description="a session unused this long ends")
+    login_max_failures: int = Field(
+        5, ge=1, le=1000, description="failed log-ins per user name or address within 15 minutes before a wait"
+    )
+    max_body_bytes: int = Field(1_000_000, ge=10_000, description="the largest request body the web accepts")
+    secure_cookies: bool = Field(False, description="mark cookies Secure (set when served over HTTPS)")
+    demo: bool = Field(False, description="show the demo log-ins on the log-in page (`make run`)")
+    demo_password: str = Field("tongban-demo", min_length=8, description="the password of every demo log-in")
+
     @field_validator("sqlite_synchronous", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:

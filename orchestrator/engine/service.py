@@ -132,12 +132,20 @@ class Engine:
         form: dict[str, Any],
         materials: Sequence[str] = (),
         idempotency_key: str | None = None,
+        *,
+        channel: str = "window",
+        centre: str | None = None,
     ) -> int:
-        """An application arrives; a repeated idempotency key returns the case it made before."""
+        """An application arrives; a repeated idempotency key returns the case it made before. ``channel``:
+        ``window`` (at ``centre``, a service centre's code: any centre accepts any 一件事) or ``online``."""
         if not isinstance(applicant, dict) or not applicant.get("id") or not applicant.get("name"):
             raise InvalidData("the applicant needs an id (身份证号/统一社会信用代码) and a name")
+        if channel not in ("window", "online"):
+            raise InvalidData(f"channel {channel!r}: window or online")
         try:
-            return self.core.run(acceptance.submit_case, definition_key, applicant, form, materials, idempotency_key)
+            return self.core.run(
+                acceptance.submit_case, definition_key, applicant, form, materials, idempotency_key, channel, centre
+            )
         except Exception as exc:
             if idempotency_key is None or not _is_integrity_error(exc):
                 raise

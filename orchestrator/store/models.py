@@ -217,6 +217,9 @@ class Case(Base):
     provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str | None] = mapped_column(Text)  # written reason of a refusal or rejection
     remedy: Mapped[str | None] = mapped_column(Text)  # 复议/诉讼 remedy text for refusals
+    # where the application came in: a service centre's window (全市通办: any centre, any 一件事) or online
+    channel: Mapped[str] = mapped_column(String(12), default="window", server_default=text("'window'"))
+    centre: Mapped[str | None] = mapped_column(String(32))  # service_centres.code of the window
     version: Mapped[int] = mapped_column(default=1)
     # +1 by every engine transition on the case (its lock is this UPDATE): the key of the engine's
     # in-process copy of the case and its tasks
@@ -601,6 +604,96 @@ class Event(Base):
 
 
 # ------------------------------------------------------------------------------------------------
+# The web: accounts, tokens, service centres and what people did (web/). A person's departments and
+# roles in them stay in `memberships` (the engine's); an account adds the password and the city-wide
+# roles (window, manager, designer, admin).
+
+
+class ServiceCentre(Base):
+    """政务服务中心: a city, district or community centre whose windows accept any 一件事 (全市通办)."""
+
+    __tablename__ = "service_centres"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    level: Mapped[str] = mapped_column(String(12))  # city | district | community
+    parent: Mapped[str | None] = mapped_column(ForeignKey("service_centres.code"))
+
+
+class Account(Base):
+    """A person's log-in: the password hash (argon2) and the roles that belong to no department."""
+
+    __tablename__ = "accounts"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    roles: Mapped[list[Any]] = mapped_column(default=list)  # window | manager | designer | admin
+    centre: Mapped[str | None] = mapped_column(ForeignKey("service_centres.code"))  # a window's centre
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    password_changed_at: Mapped[datetime]
+
+
+class AccessToken(Base):
+    """A browser session or an API token: only its SHA-256 is stored. ``kind`` is ``session`` (the
+    cookie of a log-in, or ``POST /api/session``; expires) or ``api`` (made and revoked by an admin)."""
+
+    __tablename__ = "access_tokens"
+    __table_args__ = (Index("ix_access_tokens_user", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(12))  # session | api
+    name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class LoginAttempt(Base):
+    """A failed log-in, counted per user name and per address to slow down guessing (web/accounts.py)."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_username", "username", "at"), Index("ix_login_attempts_ip", "ip", "at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+
+
+class AuditEntry(Base):
+    """What a person did outside a case's history (log-ins, accounts, tokens), with who and from where."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[datetime]
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str | None] = mapped_column(String(100))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class CaseView(Base):
+    """访问记录: every time a person opens a case (its page, its task, the API)."""
+
+    __tablename__ = "case_views"
+    __table_args__ = (Index("ix_case_views_case", "case_id", "at"), Index("ix_case_views_user", "user_id", "at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[datetime]
+    user_id: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    page: Mapped[str] = mapped_column(String(40))  # case | task | api | print …
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
+# ------------------------------------------------------------------------------------------------
 # Hand edits. The engine bumps `version` with every write of a case, task or sign-off, and a case's
 # `revision` with its lock; an UPDATE that bumps neither (an operator's fix in SQL) bumps the case's
 # revision through these triggers, so a running engine finds its kept copy of the case stale and reads
@@ -614,7 +707,7 @@ def _watched(table: Any, *skipped: str) -> str:
 
 def hand_edit_triggers(dialect: str) -> list[str]:
     """The DDL of the hand-edit triggers (and their PostgreSQL functions), in creation order."""
-    cases = _watched(Case.__table__, "revision", "sla_state")
+    cases = _watched(Case.__table__, "revision", "sla_state", "channel", "centre")  # the last two: set once
     tasks = _watched(Task.__table__, "sla_state")
     signoffs = _watched(Signoff.__table__)
     bump = "UPDATE cases SET revision = revision + 1 WHERE id"

@@ -32,6 +32,8 @@ def submit_case(
     form: dict[str, Any],
     materials: Sequence[str],
     idempotency_key: str | None,
+    channel: str = "window",
+    centre: str | None = None,
 ) -> int:
     """An application arrives; a repeated idempotency key returns the case it made before."""
     if idempotency_key is not None:
@@ -63,6 +65,8 @@ def submit_case(
             "provisional": False,
             "reason": None,
             "remedy": None,
+            "channel": channel,
+            "centre": centre,
             "version": 1,
             "revision": 1,
         }

@@ -1,0 +1,1 @@
+"""通办 web: the REST API and the staff, window, applicant and manager pages (FastAPI + Jinja2 + htmx)."""
