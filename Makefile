@@ -7,22 +7,22 @@ STAMP  := $(VENV)/.installed-stamp
 .PHONY: run test lint bench system-deps install clean
 
 # validate → publish into the embedded SQLite default (./tongban.sqlite, or $$TONGBAN_DATABASE_URL)
-# → one run of the timers → render every flowchart → run short simulations with simulated staff
-# (each in a scratch database).
+# → render every flowchart → a short simulation → demo data (made by running the engine) on a first start
+# → serve http://127.0.0.1:8000 with the embedded scheduler (automatic steps, timers, notices).
 run: install
 	$(BIN)/tongban validate definitions/
 	$(BIN)/tongban db upgrade
 	$(BIN)/tongban publish definitions/
-	$(BIN)/tongban timers
 	@mkdir -p build/flowcharts
 	@for f in definitions/*.yaml; do \
 	  case $$(basename $$f) in departments.yaml|calendar.yaml) continue;; esac; \
 	  $(BIN)/tongban render $$f -o build/flowcharts/$$(basename $$f .yaml).svg || exit 1; \
-	  $(BIN)/tongban render $$f -o build/flowcharts/$$(basename $$f .yaml).png || exit 1; \
 	done
 	@echo "flowcharts written to build/flowcharts/"
 	$(BIN)/tongban simulate definitions/kaiban-qiye.yaml --cases 50 --seed 1
-	$(BIN)/tongban simulate definitions/gongcheng-shigong-xuke.yaml --cases 50 --seed 1
+	$(BIN)/tongban demo --cases 300
+	$(BIN)/tongban run-jobs --once
+	$(BIN)/tongban serve --demo
 
 test: install
 	$(BIN)/pip check
@@ -54,6 +54,7 @@ $(STAMP): pyproject.toml
 system-deps:
 	@missing=""; \
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-noto-cjk"; \
 	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \

@@ -88,9 +88,10 @@ def demo_logins(engine: Engine) -> list[DemoLogin]:
                     {"manager": "效能监察（全市只读）", "designer": "流程设计", "admin": "系统管理"}[roles[0]],
                 )
             )
+    centre_names = {code: name for code, name, _, _ in CENTRES}
     for user_id, centre in WINDOWS.items():
         if user_id in accounts:
-            shown.append(DemoLogin(user_id, names.get(user_id, user_id), f"综合窗口（{centre}）"))
+            shown.append(DemoLogin(user_id, names.get(user_id, user_id), f"综合窗口（{centre_names[centre]}）"))
     for code in used:
         for suffix, what in (("-1", "承办人员"), ("-boss", "部门负责人")):
             user_id = code + suffix
