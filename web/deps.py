@@ -149,9 +149,12 @@ def visible_case_id(engine: Engine, viewer: Viewer, number_or_id: str | int) -> 
     every case; window staff too (全市通办: any window answers for any case); staff and supervisors the
     cases with a task of their departments (or held, or to sign, by them)."""
     key = str(number_or_id)
+    if len(key) > 40:  # no 办件编号 is longer (cases.number)
+        raise WebError(404, "not_found", f"办件 {key[:40]}… 不存在或不在你的办理范围内")
+    by_id = key.isascii() and key.isdigit() and len(key) < 19  # within 64 bits; "²".isdigit() is true too
     with reading(engine.db) as conn:
         found = conn.execute(
-            select(Case.id).where(Case.id == int(key)) if key.isdigit() else select(Case.id).where(Case.number == key)
+            select(Case.id).where(Case.id == int(key)) if by_id else select(Case.id).where(Case.number == key)
         ).first()
         if found is not None and not (viewer.reads_everything or viewer.has("window")):
             theirs = conn.execute(
@@ -165,6 +168,8 @@ def visible_case_id(engine: Engine, viewer: Viewer, number_or_id: str | int) -> 
 
 def visible_task(engine: Engine, viewer: Viewer, task_id: int) -> Any:
     """The task row (id, case_id, department) if the viewer may see it, or WebError 404."""
+    if not 0 < task_id < 2**63:
+        raise WebError(404, "not_found", f"任务 {task_id} 不存在")
     with reading(engine.db) as conn:
         query = select(Task.id, Task.case_id, Task.department, Task.step_id).where(Task.id == task_id)
         if not viewer.reads_everything:
