@@ -251,6 +251,8 @@ class CaseSummary:
     warn_at: datetime | None
     sla_state: str | None
     remaining_minutes: int | None
+    channel: str = "window"  # where it came in: a service centre's window or online
+    centre: str | None = None  # the window's service centre (service_centres.code)
 
     @property
     def state_label(self) -> str:
@@ -377,6 +379,8 @@ def _summary(
         warn_at=row.warn_at,
         sla_state=row.sla_state,
         remaining_minutes=remaining_minutes(calendar, row.due_at, now, paused_since) if live else None,
+        channel=row.channel,
+        centre=row.centre,
     )
 
 

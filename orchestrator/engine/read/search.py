@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, exists, or_, select
 
 from ...calendar import BusinessCalendar
-from ...store.models import Case, Department, Evaluation, Supplement, Task
+from ...store.models import Case, Department, Evaluation, Signoff, Supplement, Task
 from ..errors import NotFound
 from ..rules import CASE_RULES
 from .cases import _CASE_COLUMNS, CaseSummary, _summary
@@ -32,6 +32,8 @@ from .common import (
 
 _cases = Case.__table__
 _tasks = Task.__table__
+_supplements = Supplement.__table__
+_signoffs = Signoff.__table__
 
 
 # ----------------------------------------------------------------------------------------------
@@ -50,6 +52,15 @@ class CaseFilter(BaseModel):
     sla_state: SlaColour | None = None
     submitted_from: datetime | None = Field(None, description="submitted at or after (inclusive)")
     submitted_to: datetime | None = Field(None, description="submitted before (exclusive)")
+    supplement_open: bool | None = Field(
+        None, description="a 补正 notice waits for the applicant's materials (true) or none does (false)"
+    )
+    departments: tuple[str, ...] | None = Field(
+        None,
+        description="what a member of staff may see: only cases with a task of one of these departments, or "
+        "(with worker) one this person holds or signs",
+    )
+    worker: str | None = Field(None, description="with departments: the person whose held or signed tasks count")
 
     @model_validator(mode="after")
     def _aware(self) -> CaseFilter:
@@ -79,6 +90,20 @@ class CaseFilter(BaseModel):
             found.append(_cases.c.submitted_at >= self.submitted_from)
         if self.submitted_to:
             found.append(_cases.c.submitted_at < self.submitted_to)
+        if self.supplement_open is not None:
+            notice = exists().where(_supplements.c.case_id == _cases.c.id, _supplements.c.supplied_at.is_(None))
+            found.append(notice if self.supplement_open else ~notice)
+        if self.departments is not None or self.worker:
+            theirs = [_tasks.c.department.in_(self.departments or ())]
+            if self.worker:
+                theirs.append(_tasks.c.assignee == self.worker)
+                theirs.append(
+                    exists().where(
+                        _signoffs.c.task_id == _tasks.c.id,
+                        or_(_signoffs.c.party == self.worker, _signoffs.c.signed_by == self.worker),
+                    )
+                )
+            found.append(exists().where(_tasks.c.case_id == _cases.c.id, or_(*theirs)))  # by ix_tasks_case
         return found
 
 
@@ -130,7 +155,10 @@ class ProgressStep:
 
 @dataclass(frozen=True)
 class Progress:
+    case_id: int  # for the applicant's own commands (好差评); never shown
     number: str
+    definition_key: str
+    definition_version: int
     definition_name: str
     state: str
     state_label: str
@@ -197,7 +225,10 @@ def progress(conn: Connection, number: str, applicant_id: str) -> Progress:
     )
     outcome = row.outcome or (row.state if row.state in OUTCOME_LABELS else None)
     return Progress(
+        case_id=row.id,
         number=row.number,
+        definition_key=row.definition_key,
+        definition_version=row.definition_version,
         definition_name=name,
         state=row.state,
         state_label=CASE_STATE_LABELS.get(row.state, row.state),
