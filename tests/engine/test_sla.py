@@ -407,7 +407,13 @@ def test_queue_queries_read_their_indexes(loaded):
     queue = next(s for s in seen if "department" in s[0] and "tasks.state =" in s[0])
     due = next(s for s in seen if "tasks.due_at <" in s[0])
     with reading(db) as conn:
-        queue_plan, due_plan = plan(conn, *queue), plan(conn, *due)
+        due_plan = plan(conn, *due)
+        if db.dialect.name == "postgresql":
+            # at 20,000 rows a sequential scan and the index cost about the same, and which one PostgreSQL
+            # picks moved with the table's dead rows from earlier tests; what matters is that the index
+            # serves the filter and the order (PostgreSQL then sorts only ties of due_at by id, incrementally)
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        queue_plan = plan(conn, *queue)
     assert reads_index(queue_plan, "ix_tasks_queue"), queue_plan
     # PostgreSQL, by its statistics, reads these ~2 % of the rows with a bitmap scan of the same index
     assert reads_index(due_plan, "ix_tasks_open_due", bitmap=True), due_plan
