@@ -381,14 +381,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", type=int, default=1_000_000, help="tasks to fill (ten a case)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 20,000 tasks, fewer requests")
     parser.add_argument("--skip-load", action="store_true", help="time the pages only: no completion load")
-    parser.add_argument("--repeats", type=int, help="timed requests per URL (default 200, quick 40)")
-    parser.add_argument("--per-client", type=int, help="tasks each of the 20 clients completes (default 100)")
+    parser.add_argument("--repeats", type=int, help="timed requests per URL (default 200, quick 20)")
+    parser.add_argument("--per-client", type=int, help="tasks each of the 20 clients completes (default 100, quick 5)")
     parser.add_argument("--postgres-url", help="fill (or reuse) and keep this database instead of a scratch one")
     args = parser.parse_args(argv)
     if args.quick:
         args.tasks = min(args.tasks, 20_000)
-    args.repeats = args.repeats or (40 if args.quick else 200)
-    args.per_client = args.per_client or (10 if args.quick else 100)
+    args.repeats = args.repeats or (20 if args.quick else 200)
+    args.per_client = args.per_client or (5 if args.quick else 100)
     if args.tasks < STEPS * 100:
         parser.error("--tasks: at least 1,000")
     if args.postgres_url:
