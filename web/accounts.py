@@ -27,8 +27,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine as Database
 from sqlalchemy import delete, func, insert, select, update
 
+from orchestrator.definition.model import HANDLER_ROLE
 from orchestrator.engine import Engine
-from orchestrator.engine.errors import InvalidData, NotFound
+from orchestrator.engine.errors import InvalidData, NotAllowed, NotFound
 from orchestrator.store.models import (
     AccessToken,
     Account,
@@ -227,6 +228,104 @@ def list_accounts(db: Database) -> list[AccountRow]:
     ]
 
 
+def account_of(db: Database, user_id: str) -> AccountRow:
+    """One person's account (NotFound if they have none)."""
+    with db.connect() as conn:
+        row = conn.execute(
+            select(Account.user_id, User.name, Account.roles, Account.centre, Account.active)
+            .join(User, User.id == Account.user_id)
+            .where(Account.user_id == user_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"user {user_id} has no account")
+        pairs = conn.execute(select(Membership.department, Membership.role).where(Membership.user_id == user_id)).all()
+    return AccountRow(row.user_id, row.name, list(row.roles), row.centre, row.active, sorted(map(tuple, pairs)))
+
+
+def change_person(
+    engine: Engine,
+    user_id: str,
+    name: str,
+    *,
+    roles: Sequence[str],
+    memberships: Sequence[tuple[str, str]],
+    centre: str | None,
+    actor: str,
+) -> list[int]:
+    """An admin sets a person's name, department memberships (through ``Engine.set_memberships``, whose
+    history records the change) and city-wide roles and centre together. Returns the tasks they still
+    hold in departments they left (their supervisors reassign them). Nobody takes their own admin role
+    away (the last admin would lock everyone out)."""
+    roles = _check_roles(roles)
+    if "window" in roles and centre is None:
+        raise InvalidData("a window account needs its service centre")
+    if actor == user_id and "admin" not in roles:
+        raise NotAllowed("you cannot take away your own admin role: ask another admin")
+    with engine.db.connect() as conn:
+        if not conn.execute(select(Account.user_id).where(Account.user_id == user_id)).first():
+            raise NotFound(f"user {user_id} has no account")
+        if (
+            centre is not None
+            and not conn.execute(select(ServiceCentre.code).where(ServiceCentre.code == centre)).first()
+        ):
+            raise InvalidData(f"service centre {centre!r} does not exist")
+    held = engine.set_memberships(user_id, name, list(memberships), actor)
+    with engine.db.begin() as conn:
+        conn.execute(update(Account).where(Account.user_id == user_id).values(roles=roles, centre=centre))
+        _audit(
+            conn,
+            actor,
+            "account_changed",
+            user_id,
+            None,
+            {"roles": roles, "centre": centre, "memberships": [list(p) for p in sorted(set(memberships))]},
+        )
+    return held
+
+
+def set_active(db: Database, user_id: str, active: bool, actor: str) -> None:
+    """Block (their sessions end, their API tokens stop working) or unblock a person. Nobody blocks
+    themselves."""
+    if actor == user_id and not active:
+        raise NotAllowed("you cannot block your own account")
+    now = _now()
+    with db.begin() as conn:
+        changed = conn.execute(update(Account).where(Account.user_id == user_id).values(active=active)).rowcount
+        if not changed:
+            raise NotFound(f"user {user_id} has no account")
+        if not active:
+            _end_sessions(conn, user_id, now)
+        _audit(conn, actor, "account_unblocked" if active else "account_blocked", user_id, None, {})
+
+
+@dataclass(frozen=True)
+class DepartmentRoles:
+    """A department and the roles a person may hold there: ``handler``, its supervisor role, its others."""
+
+    code: str
+    name: str
+    supervisor_role: str
+    roles: list[str]
+
+
+def department_roles(db: Database) -> list[DepartmentRoles]:
+    with db.connect() as conn:
+        rows = conn.execute(
+            select(Department.code, Department.name, Department.supervisor_role, Department.roles).order_by(
+                Department.code
+            )
+        ).all()
+    return [
+        DepartmentRoles(
+            r.code,
+            r.name,
+            r.supervisor_role,
+            list(dict.fromkeys([HANDLER_ROLE, r.supervisor_role, *sorted(r.roles or ())])),
+        )
+        for r in rows
+    ]
+
+
 def import_accounts(engine: Engine, path: Path, actor: str = "operator") -> int:
     """Accounts from a CSV file with the columns user_id, name, password, roles, memberships, centre
     (roles: space-separated; memberships: space-separated department:role). Every row is checked before
@@ -269,7 +368,9 @@ def import_accounts(engine: Engine, path: Path, actor: str = "operator") -> int:
     return len(parsed)
 
 
-def add_centre(db: Database, code: str, name: str, level: str, parent: str | None = None) -> None:
+def add_centre(
+    db: Database, code: str, name: str, level: str, parent: str | None = None, actor: str = "operator"
+) -> None:
     if level not in CENTRE_LEVELS:
         raise InvalidData(f"level {level!r}: one of {', '.join(CENTRE_LEVELS)}")
     with db.begin() as conn:
@@ -281,6 +382,7 @@ def add_centre(db: Database, code: str, name: str, level: str, parent: str | Non
         ):
             raise InvalidData(f"parent centre {parent!r} does not exist")
         conn.execute(insert(ServiceCentre).values(code=code, name=name, level=level, parent=parent))
+        _audit(conn, actor, "centre_added", code, None, {"name": name, "level": level, "parent": parent})
 
 
 def centres(db: Database) -> dict[str, ServiceCentre]:
