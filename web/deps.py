@@ -134,12 +134,20 @@ def now() -> datetime:
 # what a person may see: another department's case or task is "not found", not "forbidden" (no leak)
 
 
+MAX_ID = 2**63 - 1  # ids are 64-bit integers
+
+
 def _task_is_theirs(viewer: Viewer) -> Any:
     return or_(
         Task.department.in_(viewer.departments),
         Task.assignee == viewer.user_id,
         exists().where(
-            Signoff.task_id == Task.id, or_(Signoff.party == viewer.user_id, Signoff.signed_by == viewer.user_id)
+            Signoff.task_id == Task.id,
+            or_(
+                Signoff.party == viewer.user_id,
+                Signoff.signed_by == viewer.user_id,
+                (Signoff.kind == "department") & Signoff.party.in_(viewer.departments),  # a survey's participant
+            ),
         ),
     )
 
@@ -150,9 +158,11 @@ def visible_case_id(engine: Engine, viewer: Viewer, number_or_id: str | int) -> 
     cases with a task of their departments (or held, or to sign, by them)."""
     key = str(number_or_id)
     with reading(engine.db) as conn:
-        found = conn.execute(
-            select(Case.id).where(Case.id == int(key)) if key.isdigit() else select(Case.id).where(Case.number == key)
-        ).first()
+        if key.isdigit():  # an id; one beyond 64 bits is no case (the database would refuse the number)
+            query = select(Case.id).where(Case.id == int(key)) if int(key) <= MAX_ID else None
+        else:
+            query = select(Case.id).where(Case.number == key)
+        found = conn.execute(query).first() if query is not None else None
         if found is not None and not (viewer.reads_everything or viewer.has("window")):
             theirs = conn.execute(
                 select(Task.id).where(Task.case_id == found.id, _task_is_theirs(viewer)).limit(1)
@@ -165,6 +175,8 @@ def visible_case_id(engine: Engine, viewer: Viewer, number_or_id: str | int) -> 
 
 def visible_task(engine: Engine, viewer: Viewer, task_id: int) -> Any:
     """The task row (id, case_id, department) if the viewer may see it, or WebError 404."""
+    if not 0 < task_id <= MAX_ID:
+        raise WebError(404, "not_found", f"任务 {task_id} 不存在或不在你的办理范围内")
     with reading(engine.db) as conn:
         query = select(Task.id, Task.case_id, Task.department, Task.step_id).where(Task.id == task_id)
         if not viewer.reads_everything:
