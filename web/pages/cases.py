@@ -23,6 +23,7 @@ from orchestrator.definition.model import Department as DepartmentSpec
 from orchestrator.engine import read
 from orchestrator.engine.commands.clock import SUSPENSION_KINDS
 from orchestrator.engine.commands.closing import EVALUATION_LEVELS
+from orchestrator.engine.forms import text_problem
 from orchestrator.engine.read.cases import CaseDetail, CasePath, EventView
 from orchestrator.engine.read.common import KIND_LABELS
 from orchestrator.engine.rules import DEEMED_CONSENT
@@ -32,7 +33,7 @@ from orchestrator.store.db import reading
 from orchestrator.store.models import Department, User
 
 from ..accounts import Viewer, record_view
-from ..deps import Services, client_ip, page_viewer, services, visible_case_id
+from ..deps import Services, WebError, client_ip, page_viewer, services, visible_case_id
 from ..masking import mask_id, mask_phone, masked_applicant
 
 router = APIRouter()
@@ -122,6 +123,7 @@ class CaseView:
     people: dict[str, str]  # user id -> name
     departments: dict[str, str]  # code -> name
     steps: dict[str, str]  # step id -> name
+    material_labels: dict[str, str]  # material key -> label
 
     def person(self, user_id: str | None) -> str:
         return person_label(user_id, self.people, self.detail.applicant)
@@ -144,6 +146,7 @@ def load_case(svc: Services, viewer: Viewer, case_id: int) -> CaseView:
         specs = department_specs(conn)
         people = user_names(conn, _people_of(detail))
     unmasked = viewer.sees_identities
+    departments = {code: spec.name for code, spec in specs.items()}
     steps = {s.id: s.name for s in definition.steps}
     steps.update({t.step_id: t.name for t in detail.tasks if t.step_id not in steps})
     return CaseView(
@@ -156,10 +159,11 @@ def load_case(svc: Services, viewer: Viewer, case_id: int) -> CaseView:
         ],
         form=form_rows(definition, detail.form, unmasked),
         materials=material_rows(definition, detail),
-        timeline=timeline(detail, people, steps, {code: spec.name for code, spec in specs.items()}),
+        timeline=timeline(detail, Names(people, steps, departments, definition), unmasked),
         people=people,
-        departments={code: spec.name for code, spec in specs.items()},
+        departments=departments,
         steps=steps,
+        material_labels={m.key: m.label for m in definition.materials},
     )
 
 
@@ -196,9 +200,9 @@ def _people_of(detail: CaseDetail) -> set[str]:
         found.update(x for x in (task.assignee, task.completed_by, task.delegated_by) if x)
         found.update(s.signed_by for s in task.signoffs if s.signed_by)
         found.update(s.party for s in task.signoffs if s.kind == "user")
-        for event in detail.timeline:
-            data = event.data or {}
-            found.update(str(data[k]) for k in ("to", "signer") if data.get(k))
+    for event in detail.timeline:
+        data = event.data or {}
+        found.update(str(data[k]) for k in ("to", "signer") if data.get(k))
     found.update(u.by for u in detail.urges)
     found.update(s.requested_by for s in detail.suspensions)
     return found
@@ -285,8 +289,21 @@ def event_label(event: EventView) -> str:
     return MORE_EVENT_LABELS.get(event.kind) or event.label
 
 
-def _event_detail(event: EventView, people: dict[str, str], steps: dict[str, str], departments: dict[str, str]) -> str:
+@dataclass(frozen=True)
+class Names:
+    """What the history's codes read as: people, steps, departments, form fields and materials."""
+
+    people: dict[str, str]
+    steps: dict[str, str]
+    departments: dict[str, str]
+    definition: Definition
+
+
+def _event_detail(event: EventView, names: Names, unmasked: bool) -> str:
     data = event.data or {}
+    people, steps, departments = names.people, names.steps, names.departments
+    fields = names.definition.fields_by_key
+    materials = {m.key: m.label for m in names.definition.materials}
     parts = []
     if data.get("outcome"):
         parts.append(TASK_OUTCOME_LABELS.get(data["outcome"], str(data["outcome"])))
@@ -311,11 +328,15 @@ def _event_detail(event: EventView, people: dict[str, str], steps: dict[str, str
             party = people.get(party, party)
         parts.append(f"{SLOT_KIND_LABELS.get(data['slot'], data['slot'])}：{party}")
     if data.get("missing"):
-        parts.append("缺少材料：" + "、".join(map(str, data["missing"])))
+        parts.append("缺少材料：" + "、".join(materials.get(str(m), str(m)) for m in data["missing"]))
     if data.get("materials"):
-        parts.append("材料：" + "、".join(map(str, data["materials"])))
+        parts.append("材料：" + "、".join(materials.get(str(m), str(m)) for m in data["materials"]))
     if data.get("changes"):
-        parts.append("修改：" + "，".join(f"{k}={v}" for k, v in data["changes"].items()))
+        changes = (
+            (fields[k].label, shown_value(v, fields[k].type, unmasked)) if k in fields else (k, str(v))
+            for k, v in data["changes"].items()
+        )
+        parts.append("修改：" + "，".join(f"{label} 改为 {value}" for label, value in changes))
     if data.get("numbers"):
         parts.append("证照编号：" + "、".join(map(str, data["numbers"])))
     if data.get("delivery"):
@@ -333,17 +354,15 @@ def _event_detail(event: EventView, people: dict[str, str], steps: dict[str, str
     return "；".join(parts)
 
 
-def timeline(
-    detail: CaseDetail, people: dict[str, str], steps: dict[str, str], departments: dict[str, str]
-) -> list[TimelineEntry]:
+def timeline(detail: CaseDetail, names: Names, unmasked: bool) -> list[TimelineEntry]:
     return [
         TimelineEntry(
             at=e.at,
             label=event_label(e),
             kind=e.kind,
-            actor=person_label(e.actor, people, detail.applicant) if e.actor else "",
-            step=steps.get(e.step_id or "", e.step_id or ""),
-            detail=_event_detail(e, people, steps, departments),
+            actor=person_label(e.actor, names.people, detail.applicant) if e.actor else "",
+            step=names.steps.get(e.step_id or "", e.step_id or ""),
+            detail=_event_detail(e, names, unmasked),
         )
         for e in detail.timeline
         if e.kind not in HIDDEN_EVENTS
@@ -373,7 +392,9 @@ def case_labels() -> dict[str, Any]:
 
 
 def _case_id(svc: Services, viewer: Viewer, number: str) -> int:
-    return visible_case_id(svc.engine, viewer, number[:64])
+    if len(number) > 64 or text_problem(number, 64):  # no case has such a number (the database would refuse it)
+        raise WebError(404, "not_found", "办件不存在或不在你的办理范围内")
+    return visible_case_id(svc.engine, viewer, number)
 
 
 FLASH = {"urge": "已发出催办/督办"}
@@ -419,7 +440,7 @@ def urge_case(
     """催办/督办 a case: whoever holds its open work is told."""
     case_id = _case_id(svc, viewer, number)
     svc.engine.urge(viewer.user_id, message, case_id=case_id, level=level, within=within.strip() or None)
-    return done_response(request, f"/cases/{quote(number[:64])}?flash=urge")
+    return done_response(request, f"/cases/{quote(number)}?flash=urge")
 
 
 def done_response(request: Request, url: str) -> Response:

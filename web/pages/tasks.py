@@ -20,6 +20,7 @@ from sqlalchemy import select
 from orchestrator.definition.model import Definition, FormField
 from orchestrator.engine import read
 from orchestrator.engine.commands.clock import SUSPENSION_KINDS
+from orchestrator.engine.forms import text_problem
 from orchestrator.engine.read.common import SLA_LABELS, department_names, latest_definition_names, remaining_minutes
 from orchestrator.engine.read.queues import TaskFilter
 from orchestrator.engine.rules import CASE_STEPS, RECTIFICATION_STEP, TASK_OPEN
@@ -39,7 +40,6 @@ FLASH = {
     "claim": "已签收，任务在「我的在办」中",
     "release": "已放回部门待办",
     "approve": "已提交：通过",
-    "sign": "已签署",
     "reject": "不予许可已报部门负责人确认（不予审批报告制），确认前申请人不会收到告知",
     "return": "已退回申请人补正，办件暂停计时",
     "issue": "已出件（证照发放），环节办结",
@@ -104,6 +104,9 @@ def list_query(
 ) -> ListQuery:
     if sla and sla not in SLA_LABELS:
         raise WebError(422, "invalid_data", f"时效状态 {sla!r} 无效：可选 " + "、".join(SLA_LABELS))
+    for what, value in (("事项", definition), ("环节", step), ("办件编号", number), ("翻页位置", cursor)):
+        if text_problem(value, 200):  # NUL or a lone surrogate: the database would refuse it
+            raise WebError(422, "invalid_data", f"{what}含有无效字符")
     return ListQuery(definition.strip(), step.strip(), sla, number.strip(), cursor)
 
 
@@ -304,6 +307,7 @@ def _task_page_context(svc: Services, viewer: Viewer, task_id: int, case_id: int
         "signature": signature,
         "report": report,
         "report_people": view.person(report.proposed_by) if report is not None else None,
+        "report_step": next((t.step_id for t in view.detail.tasks if report and t.id == report.task_id), None),
         "colleagues": colleagues,
         "send_back_targets": _send_back_targets(view, task, definition) if "send_back" in names else [],
         "suspension_kinds": {k: v for k, v in SUSPENSION_KINDS.items() if k != "supplement"},
