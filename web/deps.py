@@ -134,12 +134,20 @@ def now() -> datetime:
 # what a person may see: another department's case or task is "not found", not "forbidden" (no leak)
 
 
+MAX_ID = 2**63 - 1  # ids are 64-bit integers
+
+
 def _task_is_theirs(viewer: Viewer) -> Any:
     return or_(
         Task.department.in_(viewer.departments),
         Task.assignee == viewer.user_id,
         exists().where(
-            Signoff.task_id == Task.id, or_(Signoff.party == viewer.user_id, Signoff.signed_by == viewer.user_id)
+            Signoff.task_id == Task.id,
+            or_(
+                Signoff.party == viewer.user_id,
+                Signoff.signed_by == viewer.user_id,
+                (Signoff.kind == "department") & Signoff.party.in_(viewer.departments),  # a survey's participant
+            ),
         ),
     )
 
@@ -168,8 +176,8 @@ def visible_case_id(engine: Engine, viewer: Viewer, number_or_id: str | int) -> 
 
 def visible_task(engine: Engine, viewer: Viewer, task_id: int) -> Any:
     """The task row (id, case_id, department) if the viewer may see it, or WebError 404."""
-    if not 0 < task_id < 2**63:
-        raise WebError(404, "not_found", f"任务 {task_id} 不存在")
+    if not 0 < task_id <= MAX_ID:
+        raise WebError(404, "not_found", f"任务 {task_id} 不存在或不在你的办理范围内")
     with reading(engine.db) as conn:
         query = select(Task.id, Task.case_id, Task.department, Task.step_id).where(Task.id == task_id)
         if not viewer.reads_everything:
