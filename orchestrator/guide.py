@@ -35,15 +35,13 @@ DELIVERY_LABELS = {"window": "窗口领取", "mail": "免费邮寄", "online": "
 CENTRE_LEVELS = {"city": "市级", "district": "区级", "community": "街道（社区）"}
 
 MASHANG, WANGSHANG, JIUJIN, YICI = "马上办", "网上办", "就近办", "一次办"
-# The rules, word for word as the guide page and docs/definition-language.md state them.
+# The rules as the guide page states them, in plain words (docs/definition-language.md §12 gives them
+# with the definition's keys); each Label also says why it does or does not hold for its definition.
 LABEL_RULES = {
-    MASHANG: "即办件（case_kind: instant）；或承诺时限不超过 1 个工作日；或需要决定的步骤"
-    "（审批、联合踏勘、自动）全部由系统自动办理（auto，秒批）。",
-    WANGSHANG: "没有须到窗口出示原件或本人到场核验的材料（材料的 in_person），"
-    "且每个出件步骤都能在线送达电子证照或免费邮寄（delivery 含 online 或 mail）。",
+    MASHANG: "即办件；或承诺时限不超过 1 个工作日；或没有须人工审批、联合踏勘的步骤，全部由系统自动比对办理（秒批）。",
+    WANGSHANG: "所有材料都可在网上提交（没有须到窗口出示原件或本人到场核验的材料），且办理结果都能在线送达或免费邮寄。",
     JIUJIN: "全市通办：任何政务服务中心的综合窗口都受理本事项；本市设有区级或街道（社区）级服务中心时，可就近办理。",
-    YICI: "没有联合踏勘（survey：须申请人在现场配合）的步骤，且每个出件步骤都能邮寄或在线送达"
-    "（不必再到窗口取件）：申请人最多到窗口一次。",
+    YICI: "没有须申请人到现场配合的联合踏勘，且办理结果都能邮寄或在线送达（不必再到窗口取件）：申请人最多到窗口一次。",
 }
 
 

@@ -33,10 +33,10 @@ def test_a_guide_says_what_the_definition_says_and_no_more(client):
     # the materials, 容缺 marked
     assert "法定代表人身份证明" in text and "住所使用证明" in text and "<strong>可容缺</strong>，受理后补交" in text
     # the steps and departments, in stages
-    assert "以下 3 项同时办理（并联审批）" in text
+    assert "以下 3 项同时办理（并联）" in text
     for shown in ("营业执照核发", "市场监督管理局", "公章刻制备案", "公安局", "限时 0.5工作日"):
         assert shown in text
-    assert "按申请选择办理：是否刻制公章" in text
+    assert "视情形办理：是否刻制公章" in text
     # limits
     assert "承诺时限</dt><dd>1工作日" in text and "法定时限</dt><dd>8.5工作日" in text
     # who and fees are not stated in kaiban-mini: said so, not guessed

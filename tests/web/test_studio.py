@@ -211,6 +211,24 @@ def test_the_editor_opens_a_version_a_starter_or_an_uploaded_file(client):
     assert client.get("/studio/edit?key=Bad_Key").status_code == 422
 
 
+def test_a_wide_flowchart_keeps_readable_text_and_shows_all_of_the_drawing():
+    from orchestrator.definition.validator import check_paths
+    from web.pages.studio import SHRINK, flowchart_svg
+
+    from ..conftest import DEFINITIONS
+
+    checked = check_paths([DEFINITIONS / "gongcheng-shigong-xuke.yaml"])[0]
+    svg = str(flowchart_svg(checked.definition, checked.departments))
+    width, height, box_width, box_height, least = re.match(
+        r'<svg role="img" aria-label="工程建设项目施工许可（并联审批）流程图" width="([\d.]+)pt" height="([\d.]+)pt" '
+        r'viewBox="0 0 ([\d.]+) ([\d.]+)" style="min-width: (\d+)px"',
+        svg,
+    ).groups()
+    scale = float(box_width) / float(width)  # the drawing's own scale (graphviz draws at its dpi)
+    assert abs(float(box_height) / float(height) - scale) < 0.01
+    assert abs(int(least) - float(width) * 4 / 3 * SHRINK) <= 2
+
+
 def test_the_schema_for_completion_is_the_languages(client):
     designer(client)
     schema = client.get("/studio/schema.json").json()

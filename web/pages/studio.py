@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from orchestrator.definition.compare import Comparison, compare
 from orchestrator.definition.model import Definition, Department
@@ -24,6 +24,7 @@ from orchestrator.render import KIND_LABELS, StepOverlay, render
 from orchestrator.store.db import reading
 from orchestrator.studio import (
     SIMULATED_CASES,
+    SIMULATION_SECONDS,
     TEXT_LIMIT,
     TextCheck,
     check_text,
@@ -53,29 +54,33 @@ def flowchart_svg(
     departments: Mapping[str, Department],
     overlay: Mapping[str, StepOverlay] | None = None,
 ) -> Markup:
-    """The flowchart as inline SVG (render's bytes without the XML prolog), with a title for screen readers."""
+    """The flowchart as inline SVG (render's bytes without the XML prolog), named for screen readers."""
     svg = render(definition, departments, "svg", overlay).decode("utf-8")
-    svg = _fit_view_box(svg[svg.index("<svg") :])
-    svg = svg.replace("<svg", f'<svg role="img" aria-label="{_attr(definition.name)}流程图"', 1)
-    return Markup(svg)
+    return Markup(_sized(svg[svg.index("<svg") :], definition.name))
 
 
 _SIZE = re.compile(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"\s+viewBox="[\d. -]+"')
+_SCALE = re.compile(r'<g id="graph0" class="graph" transform="scale\(([\d.]+) ')
+SHRINK = 0.6  # a wide chart shrinks to the page down to this share of its size, then scrolls sideways
 
 
-def _fit_view_box(svg: str) -> str:
-    """Graphviz 2.43 scales the drawing for a dpi other than 72 but leaves the viewBox in points, so a
-    browser shows the drawing enlarged and cut off; a viewBox of the drawn size shows all of it."""
+def _sized(svg: str, name: str) -> str:
+    """The drawing at graphviz's own size (72 dpi), shrinking to the page but not below SHRINK of it, so a
+    wide process scrolls rather than turning its text unreadable. Graphviz 2.43 scales the drawing for a
+    dpi other than 72 but leaves the viewBox in points (a browser would show it enlarged and cut off):
+    the viewBox becomes the drawn size."""
     found = _SIZE.match(svg)
-    if found is None or "scale(1 1)" in svg[: svg.find("</title>")]:
-        return svg
-    width, height = found.groups()
-    fitted = f'<svg width="{width}pt" height="{height}pt" viewBox="0 0 {width} {height}"'
-    return svg[: found.start()] + fitted + svg[found.end() :]
-
-
-def _attr(text: str) -> str:
-    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+    if found is None:  # not graphviz's usual head: leave its size alone
+        return svg.replace("<svg", f'<svg role="img" aria-label="{escape(name)}流程图"', 1)
+    width, height = (float(v) for v in found.groups())
+    scale = float(_SCALE.search(svg).group(1)) if _SCALE.search(svg) else 1.0
+    natural = width / scale * 4 / 3  # CSS pixels at 72 dpi
+    head = (
+        f'<svg role="img" aria-label="{escape(name)}流程图" width="{width / scale:.0f}pt" '
+        f'height="{height / scale:.0f}pt" viewBox="0 0 {width:g} {height:g}" '
+        f'style="min-width: {natural * SHRINK:.0f}px"'
+    )
+    return head + svg[found.end() :]
 
 
 def _departments(svc: Services) -> dict[str, Department]:
@@ -163,7 +168,7 @@ async def upload(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise WebError(422, "invalid_data", "文件不是 UTF-8 编码的文本：请以 UTF-8 保存 YAML 文件后再上传") from None
-    return _editor(request, svc, text, _departments(svc))
+    return _editor(request, svc, _text(text), _departments(svc))
 
 
 def _editor(
@@ -175,7 +180,14 @@ def _editor(
     status: int = 200,
     message: str | None = None,
 ) -> Response:
-    context = {"nav": "studio", "text": text, "message": message, "departments": sorted(departments)}
+    context = {
+        "nav": "studio",
+        "text": text,
+        "message": message,
+        "departments": sorted(departments),
+        "cases": SIMULATED_CASES,
+        "seconds": SIMULATION_SECONDS,
+    }
     context.update(_check_context(svc, text, departments))
     return svc.templates.TemplateResponse(request, "studio/edit.html", context, status_code=status)
 

@@ -242,7 +242,7 @@
 
   function describe(node) {
     const resolved = resolve(node) || {};
-    const text = (node && node.description) || resolved.description || resolved.title || "";
+    const text = (node && node.description) || resolved.description || "";
     return text.length > 70 ? text.slice(0, 68) + "…" : text;
   }
 
