@@ -63,6 +63,8 @@ def test_schema_is_json_schema_of_the_language():
     step_schema = schema["properties"]["steps"]["items"]
     tags = set(step_schema["discriminator"]["mapping"])
     assert tags == {"acceptance", "survey", "approval", "auto", "issue", "notify"}
+    assert set(schema["$defs"]["Guide"]["properties"]) == {"covers", "who", "fees"}
+    assert schema["$defs"]["Material"]["properties"]["in_person"]["default"] is False
 
 
 def test_schema_offers_max_length_for_text_fields():

@@ -114,6 +114,11 @@ async def api_viewer(request: Request, svc: Services = Depends(services)) -> Vie
     return viewer
 
 
+async def optional_viewer(request: Request, svc: Services = Depends(services)) -> Viewer | None:
+    """Public pages (办事指南): the person if logged in, for the page's header; nobody is asked to log in."""
+    return _viewer(request, svc)[0]
+
+
 def require(*roles: str, api: bool = False) -> Callable[..., Any]:
     """A dependency: the viewer, if they hold one of ``roles`` (else 403)."""
     base = api_viewer if api else page_viewer

@@ -155,6 +155,11 @@ class Material(_Spec):
     required: bool = True
     deferrable: bool = Field(False, description="容缺受理: may be supplied after acceptance")
     source: Literal["applicant", "government", "third_party"] = "applicant"
+    in_person: bool = Field(
+        False,
+        description="须到窗口出示原件或本人到场核验: the material cannot be handed in online (the 办事指南 then "
+        "does not call the 一件事 网上办)",
+    )
 
 
 class Limits(_Spec):
@@ -174,6 +179,19 @@ class Limits(_Spec):
         le=20,
         description="how often a case may be returned to the applicant for 补正 after acceptance (the clock "
         "stops each time); default once",
+    )
+
+
+class Guide(_Spec):
+    """What the 办事指南 (service guide) says that the rest of the definition cannot: each left out is said
+    to be unstated in the guide, never guessed."""
+
+    covers: str | None = Field(
+        None, min_length=1, description="what the 一件事 covers, in a few sentences (default: the summary)"
+    )
+    who: str | None = Field(None, min_length=1, description="申请对象: who may apply")
+    fees: str | None = Field(
+        None, min_length=1, description="收费标准: the fees, or 不收费 when nothing is charged (unstated: not guessed)"
     )
 
 
@@ -308,6 +326,10 @@ class Definition(_Spec):
     form: list[FormField] = Field(default_factory=list)
     materials: list[Material] = Field(default_factory=list)
     steps: list[Step] = Field(min_length=1)
+    guide: Guide = Field(
+        default_factory=Guide,
+        description="办事指南: what it covers, who may apply, fees (each optional, never guessed)",
+    )
 
     @cached_property
     def steps_by_id(self) -> dict[str, Step]:

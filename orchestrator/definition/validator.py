@@ -102,6 +102,8 @@ def _model_at(loc: Loc, data: Any, m: Any) -> Any:
     head = parents[0]
     if head == "limits":
         return m.Limits
+    if head == "guide":
+        return m.Guide
     if head == "form":
         return m.FormField
     if head == "materials":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -15,8 +15,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..definition.model import Definition
 from ..definition.model import Department as DepartmentSpec
-from ..definition.source import Problem
-from ..definition.validator import check_paths, parse_definition
+from ..definition.source import Problem, SourceError
+from ..definition.validator import check_definition, check_paths, parse_definition
 from ..store.models import DefinitionVersion, Department
 from .errors import NotFound
 
@@ -54,6 +54,21 @@ def publish_paths(engine: Engine, paths: Sequence[str | Path], now: datetime) ->
             version, changed = store_definition(tx, item.definition, item.text, now)
         results.append(Published(item.path, item.definition.key, version, changed, [], item.warnings))
     return results
+
+
+def publish_text(
+    engine: Engine, text: str, departments: Mapping[str, DepartmentSpec], now: datetime, name: str = "definition"
+) -> Published:
+    """Store one definition given as text (the studio's publish): the text is checked once against the
+    departments already stored, and those very bytes are stored; with problems nothing is stored.
+    ``name`` names the text in the problems (without a .yaml suffix the key is held to no file name)."""
+    try:
+        definition, warnings = check_definition(name, departments, text=text)
+    except SourceError as exc:
+        return Published(Path(name), None, None, False, list(exc.problems))
+    with engine.begin() as tx:
+        version, changed = store_definition(tx, definition, text, now)
+    return Published(Path(name), definition.key, version, changed, [], warnings)
 
 
 def store_definition(tx: Connection, definition: Definition, text: str, now: datetime) -> tuple[int, bool]:

@@ -133,6 +133,27 @@ def test_unknown_key_suggests_the_right_one(departments):
     assert found == [f"{at(9, 'limt')}: step 'licence': unknown key 'limt' (did you mean 'limit'?)"]
 
 
+def test_the_guide_block_is_optional_and_checked_like_the_rest(departments):
+    guide = "guide: {covers: 一次办好, who: 本市企业, fees: 不收费}\n"
+    definition = load_definition("t.yaml", departments, text=HEAD + GOOD + TAIL + guide)
+    assert (definition.guide.covers, definition.guide.who, definition.guide.fees) == ("一次办好", "本市企业", "不收费")
+    assert load_definition("t.yaml", departments, text=HEAD + GOOD + TAIL).guide.fees is None  # unstated
+    assert problems(departments, GOOD, tail=TAIL + "guide: {who: 本市企业, fee: 不收费}\n") == [
+        f"{at(12, 'fee:')}: guide: unknown key 'fee' (did you mean 'fees'?)"
+    ]
+    empty = '""'
+    assert problems(departments, GOOD, tail=TAIL + "guide: {who: " + empty + "}\n") == [
+        f"{at(12, empty)}: guide.who: String should have at least 1 character"
+    ]
+
+
+def test_a_material_may_need_presenting_in_person(departments):
+    materials = "materials:\n  - {key: lease, label: 租赁合同, in_person: true}\n  - {key: photo, label: 照片}\n"
+    text = HEAD.replace("steps:\n", materials + "steps:\n") + GOOD + TAIL
+    definition = load_definition("t.yaml", departments, text=text)
+    assert [m.in_person for m in definition.materials] == [True, False]
+
+
 def test_missing_key_and_wrong_type(departments):
     steps = GOOD.replace("name: 执照, ", "").replace("after: [accept]", "after: accept")
     assert problems(departments, steps) == [
