@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import exists, or_, select
 
@@ -101,7 +102,13 @@ async def page_viewer(request: Request, svc: Services = Depends(services)) -> Vi
     return viewer
 
 
-async def api_viewer(request: Request, svc: Services = Depends(services)) -> Viewer:
+# declares the bearer token in /openapi.json (the docs' Authorize button); _viewer reads the header itself
+_bearer_scheme = HTTPBearer(auto_error=False, description="a token from POST /api/session, or an API token")
+
+
+async def api_viewer(
+    request: Request, svc: Services = Depends(services), _declared: Any = Depends(_bearer_scheme)
+) -> Viewer:
     viewer, by_cookie = _viewer(request, svc)
     if viewer is None:
         raise WebError(

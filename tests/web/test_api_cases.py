@@ -36,6 +36,11 @@ def test_a_submission_is_201_with_its_location_and_a_replay_200_with_the_same_ca
     assert created["state"] == "submitted" and created["definition_name"] == "开办企业一件事"
     again = api.post("zwfw1", "/api/cases", application(), headers={"Idempotency-Key": "a3f1-77"})
     assert api.ok(again, 200)["number"] == created["number"]
+    assert again.headers["Location"] == first.headers["Location"]
+    same = application(  # the same application written differently: the default given, the materials reordered
+        form={"employees": 3, "company_name": "深圳市通办科技有限公司"}, materials=["lease", "id_card", "lease"]
+    )
+    assert api.ok(api.post("zwfw1", "/api/cases", same, headers={"Idempotency-Key": "a3f1-77"}))["id"] == created["id"]
     with engine.db.connect() as conn:
         assert conn.execute(select(Case.id)).all() == [(created["id"],)]
         channel, centre = conn.execute(select(Case.channel, Case.centre)).one()
@@ -203,7 +208,8 @@ def test_staff_see_the_cases_their_departments_work_on_and_another_departments_i
     managed = api.ok(api.get("admin", f"/api/cases/{number}"))
     assert managed["applicant"]["id"] == "110101********1234" and managed["applicant"]["phone"] == "138****5678"
     assert managed["timeline"][0]["actor"] == "110101********1234"  # the applicant submitted it
-    assert [(v.user_id, v.page) for v in case_views(engine.db, case_id)][0] == ("admin", "api:case")
+    newest = case_views(engine.db, case_id)[0]
+    assert (newest.user_id, newest.page) == ("admin", "api:case")
 
 
 @pytest.mark.parametrize(
@@ -348,3 +354,23 @@ def test_an_evaluation_waits_for_the_end_and_is_given_once(api, portal):
     assert case["evaluation"]["id"] == rated["created_id"] and case["evaluation"]["rectification_task"]
     again = api.post(portal, f"/api/cases/{number}/evaluate", rating)
     assert again.status_code == 409 and again.json()["error"] == "conflict"
+
+
+# ---------------------------------------------------------------------------------------------------
+# a busy database
+
+
+def test_a_busy_database_is_503_with_retry_after_and_nothing_half_done(api, engine, monkeypatch):
+    from orchestrator.engine.errors import Busy
+
+    number = api.submit()
+
+    def busy(*_args, **_kwargs):
+        raise Busy("the database is busy (lock timeout); nothing was written", retry_after=2.4)
+
+    monkeypatch.setattr(engine, "accept_case", busy)
+    answer = api.post("zwfw1", f"/api/cases/{number}/accept", {})
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "2"
+    assert answer.json()["error"] == "busy" and "nothing was written" in answer.json()["message"]
+    monkeypatch.undo()
+    assert api.ok(api.post("zwfw1", f"/api/cases/{number}/accept", {}))["case"]["state"] == "accepted"

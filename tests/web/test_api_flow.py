@@ -67,4 +67,3 @@ def test_a_case_from_the_window_to_the_evaluation(client, clock):
     assert case["evaluation"]["level"] == 1 and case["evaluation"]["rater"] == "110101********1234"
     assert case["applicant"]["id"] == "110101********1234" and case["applicant"]["phone"] == "138****5678"
     assert case["actions"] == []  # a manager reads, and changes nothing
-

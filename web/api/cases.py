@@ -5,7 +5,6 @@ what the window, the departments and the applicant do to a case (accept, refuse,
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -16,7 +15,10 @@ from sqlalchemy import select
 from orchestrator.definition.model import DEFINITION_KEY_PATTERN
 from orchestrator.engine.commands.clock import SUSPENSION_KINDS
 from orchestrator.engine.commands.closing import EVALUATION_CHANNELS
+from orchestrator.engine.errors import InvalidData
+from orchestrator.engine.forms import check_form
 from orchestrator.engine.read import CaseFilter, case_detail, case_path, search_cases
+from orchestrator.engine.unit import find_case_by_idempotency_key
 from orchestrator.render import render
 from orchestrator.store.db import reading
 from orchestrator.store.models import Case
@@ -101,20 +103,36 @@ class Submission(_Body):
     )
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+def _scoped(user_id: str, key: str) -> str:
+    """The stored key: the client's key within its own account (another client's same key is another)."""
+    return "api:" + hashlib.sha256(f"{user_id}\n{key}".encode()).hexdigest()[:40]
 
 
-def _earlier(svc: Services, scope: str) -> tuple[int, str] | None:
-    """(case id, stored key) of a case submitted before under this client's idempotency key."""
-    prefix = f"v1:{scope}:"
-    with reading(svc.engine.db) as conn:  # a range on the unique index (';' follows ':')
+def _same_application(svc: Services, case_id: int, body: Submission, channel: str) -> bool:
+    """Whether the case is what this request would make: the definition, applicant, materials and the
+    form as checked (defaults filled in), read back from the case itself."""
+    with reading(svc.engine.db) as conn:
         row = conn.execute(
-            select(Case.id, Case.idempotency_key).where(
-                Case.idempotency_key >= prefix, Case.idempotency_key < prefix[:-1] + ";"
-            )
-        ).first()
-    return (row.id, row.idempotency_key) if row is not None else None
+            select(
+                Case.definition_key, Case.definition_version, Case.applicant, Case.form, Case.materials, Case.channel
+            ).where(Case.id == case_id)
+        ).one()
+        definition = svc.engine.definitions.get(conn, row.definition_key, row.definition_version)
+    given = (body.definition, channel, body.applicant.model_dump(exclude_none=True), sorted(set(body.materials)))
+    if (row.definition_key, row.channel, row.applicant, sorted(row.materials)) != given:
+        return False
+    try:
+        return check_form(definition, body.form) == row.form
+    except InvalidData:
+        return False
+
+
+def _earlier(svc: Services, stored: str) -> int | None:
+    with reading(svc.engine.db) as conn:
+        return find_case_by_idempotency_key(conn, stored)
+
+
+REUSED_KEY = "this Idempotency-Key was used for a different application: use a new key for a new one"
 
 
 @router.post(
@@ -150,23 +168,15 @@ def submit_case(
     if body.channel is not None and body.channel != channel:
         why = "a window submits at its service centre (window)" if window else "a portal account submits online"
         raise WebError(422, "invalid_data", f"channel {body.channel}: {why}")
-    stored = None
-    if idempotency_key is not None:
-        scope = _digest(f"{viewer.user_id}\n{idempotency_key}")
-        fingerprint = _digest(json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False))
-        stored = f"v1:{scope}:{fingerprint}"
-        earlier = _earlier(svc, scope)
-        if earlier is not None:
-            if earlier[1] != stored:
-                raise WebError(
-                    409,
-                    "conflict",
-                    "this Idempotency-Key was used for a different application: use a new key for a new one",
-                )
-            response.status_code = 200
-            shown = result(svc, viewer, earlier[0]).case
-            response.headers["Location"] = f"/api/cases/{shown.number}"
-            return shown
+    stored = _scoped(viewer.user_id, idempotency_key) if idempotency_key is not None else None
+    earlier = _earlier(svc, stored) if stored else None
+    if earlier is not None:
+        if not _same_application(svc, earlier, body, channel):
+            raise WebError(409, "conflict", REUSED_KEY)
+        response.status_code = 200
+        shown = result(svc, viewer, earlier).case
+        response.headers["Location"] = f"/api/cases/{shown.number}"
+        return shown
     case_id = svc.engine.submit_case(
         body.definition,
         body.applicant.model_dump(exclude_none=True),
@@ -176,6 +186,8 @@ def submit_case(
         channel=channel,
         centre=viewer.centre if window else None,
     )
+    if stored and not _same_application(svc, case_id, body, channel):  # a concurrent request with the key won
+        raise WebError(409, "conflict", REUSED_KEY)
     shown = result(svc, viewer, case_id).case
     audit(svc.engine.db, viewer.user_id, "case_submitted", shown.number, client_ip(request), channel=channel)
     response.headers["Location"] = f"/api/cases/{shown.number}"
