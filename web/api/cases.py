@@ -268,7 +268,7 @@ def get_case(
 
 @router.get("/cases/{number}/flowchart.svg", response_class=Response, responses={**ERRORS, **SVG})
 def case_flowchart(
-    number: CaseNumber, viewer: Viewer = Depends(case_reader), svc: Services = Depends(services)
+    number: CaseNumber, request: Request, viewer: Viewer = Depends(case_reader), svc: Services = Depends(services)
 ) -> Response:
     """The case's live flowchart: each step coloured by its state (done, running, 黄牌, 红牌, skipped …),
     the path taken drawn bold."""
@@ -283,6 +283,7 @@ def case_flowchart(
         )
         departments = departments_of(conn, definition.departments)
     svg = render(definition, departments, "svg", path.overlay, path.taken)
+    viewed(svc, viewer, case_id, "api:flowchart", request)
     return Response(svg, media_type="image/svg+xml")
 
 
