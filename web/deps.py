@@ -164,7 +164,7 @@ def visible_case_id(engine: Engine, viewer: Viewer, number_or_id: str | int) -> 
     every case; window staff too (全市通办: any window answers for any case); staff and supervisors the
     cases with a task of their departments (or held, or to sign, by them)."""
     key = str(number_or_id)
-    if len(key) > 40:  # no 办件编号 is longer (cases.number)
+    if len(key) > 40 or "\x00" in key:  # no 办件编号 is longer (cases.number); PostgreSQL refuses a NUL
         raise WebError(404, "not_found", f"办件 {key[:40]}… 不存在或不在你的办理范围内")
     by_id = key.isascii() and key.isdigit() and len(key) < 19  # within 64 bits; "²".isdigit() is true too
     with reading(engine.db) as conn:

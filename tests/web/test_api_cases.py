@@ -76,6 +76,8 @@ def test_a_window_submits_at_its_centre_and_a_portal_account_online(api, engine,
         rows = conn.execute(select(Case.number, Case.channel, Case.centre).order_by(Case.id)).all()
     assert [(r.channel, r.centre) for r in rows] == [("online", None), ("window", "district")]
     assert rows[0].number == number
+    listed = api.ok(api.get("zwfw1", "/api/cases"))["items"]
+    assert [(c["channel"], c["centre"]) for c in listed] == [("window", "district"), ("online", None)]
     assert api.get(portal, f"/api/cases/{number}").status_code == 403  # a portal reads progress, not cases
 
 

@@ -163,6 +163,8 @@ def test_a_joint_survey_is_signed_by_each_participant(api):
     api.ok(api.post("zwfw1", f"/api/cases/{number}/accept", {}))
     survey = api.open_task(number, "survey")
     assert api.ok(api.get("xf1", f"/api/tasks/{survey}"))["task"]["kind"] == "survey"  # a participant sees it
+    assert [c["number"] for c in api.ok(api.get("xf1", "/api/cases"))["items"]] == [number]  # and its case
+    assert api.ok(api.get("swj1", "/api/cases"))["items"] == []
     assert [i["signature"] for i in api.ok(api.get("xf1", "/api/tasks"))["items"]] == ["department:xf"]
     assert api.post("swj1", f"/api/tasks/{survey}/sign").status_code == 404
     for user in ("xf1", "gaj1"):

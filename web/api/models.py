@@ -141,6 +141,8 @@ class CaseSummaryOut(_Out):
     sla_label: str
     remaining_minutes: int | None = Field(description="working minutes left; negative when overdue")
     remaining_label: str
+    channel: str = Field(description="where it came in: window (综合窗口) or online")
+    centre: str | None = Field(description="the window's service centre")
 
 
 def case_summary(summary: Any, unmasked: bool) -> CaseSummaryOut:
