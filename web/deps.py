@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import exists, or_, select
 
@@ -101,7 +102,13 @@ async def page_viewer(request: Request, svc: Services = Depends(services)) -> Vi
     return viewer
 
 
-async def api_viewer(request: Request, svc: Services = Depends(services)) -> Viewer:
+# declares the bearer token in /openapi.json (the docs' Authorize button); _viewer reads the header itself
+_bearer_scheme = HTTPBearer(auto_error=False, description="a token from POST /api/session, or an API token")
+
+
+async def api_viewer(
+    request: Request, svc: Services = Depends(services), _declared: Any = Depends(_bearer_scheme)
+) -> Viewer:
     viewer, by_cookie = _viewer(request, svc)
     if viewer is None:
         raise WebError(
@@ -162,7 +169,7 @@ def visible_case_id(engine: Engine, viewer: Viewer, number_or_id: str | int) -> 
     every case; window staff too (全市通办: any window answers for any case); staff and supervisors the
     cases with a task of their departments (or held, or to sign, by them)."""
     key = str(number_or_id)
-    if len(key) > 40:  # no 办件编号 is longer (cases.number)
+    if len(key) > 40 or "\x00" in key:  # no 办件编号 is longer (cases.number); PostgreSQL refuses a NUL
         raise WebError(404, "not_found", f"办件 {key[:40]}… 不存在或不在你的办理范围内")
     by_id = key.isascii() and key.isdigit() and len(key) < 19  # within 64 bits; "²".isdigit() is true too
     with reading(engine.db) as conn:

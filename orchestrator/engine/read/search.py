@@ -95,6 +95,14 @@ class CaseFilter(BaseModel):
             found.append(notice if self.supplement_open else ~notice)
         if self.departments is not None or self.worker:
             theirs = [_tasks.c.department.in_(self.departments or ())]
+            if self.departments:  # a joint survey's participant departments, as web.deps.visible_case_id
+                theirs.append(
+                    exists().where(
+                        _signoffs.c.task_id == _tasks.c.id,
+                        _signoffs.c.kind == "department",
+                        _signoffs.c.party.in_(self.departments),
+                    )
+                )
             if self.worker:
                 theirs.append(_tasks.c.assignee == self.worker)
                 theirs.append(
