@@ -186,7 +186,7 @@ def test_ratings_bad_ones_and_their_rectification(engine, clock):
     assert [(o.department, o.completed, o.timed, o.on_time) for o in on_time] == [
         (d.department, d.work.completed, d.work.timed, d.work.on_time) for d in board.departments if d.work.completed
     ]
-    stars = p.department_stars(on_time, rated)
+    stars = p.department_stars(on_time, rated, min_sample=0)
     # on time everywhere; satisfaction 1.0 (gaj, rsj) or 2/3: 60 + 40 × 2/3 = 86.7
     assert [(s.department, s.rank, s.score, s.stars) for s in stars] == [
         ("gaj", 1, 100.0, 5),
@@ -194,6 +194,17 @@ def test_ratings_bad_ones_and_their_rectification(engine, clock):
         ("scjg", 3, 86.7, 3),
         ("swj", 4, 86.7, 3),
         ("zwfw", 5, 86.7, 3),
+    ]
+    # a small sample ranks last: zwfw has 9 timed tasks (4 acceptances, 1 returned for 补正, 3 issues, the
+    # rectification) and 3 ratings, scjg and swj 3 + 3, gaj and rsj 2 + 2
+    assert {o.department: o.timed for o in on_time} == {"gaj": 2, "rsj": 2, "scjg": 3, "swj": 3, "zwfw": 9}
+    small = p.department_stars(on_time, rated, min_sample=9)
+    assert [(s.department, s.enough) for s in small] == [
+        ("zwfw", True),
+        ("gaj", False),
+        ("rsj", False),
+        ("scjg", False),
+        ("swj", False),
     ]
 
 

@@ -42,17 +42,25 @@ def test_a_manager_sees_live_counts_period_figures_and_the_red_cards(client, eng
     # the red cards link to their cases, the most late first; the refusal waits for its leader
     red = html[html.index('id="alerts-red"') : html.index('id="alerts-yellow"')]
     assert red.index(f'href="/cases/{number[monday.d]}"') < red.index(f'href="/cases/{number[monday.c]}"')
-    assert "超时 1小时" in red and "营业执照核发" in red
+    assert "超时 1.0 小时" in red and "营业执照核发" in red
     refusals = html[html.index('id="alerts-refusals"') :]
     assert number[monday.d] in refusals and "经营范围涉及前置许可" in refusals
     # live: 市场监督管理局 has one open task, red; its count links to the tasks behind it
     assert 'href="/dashboard/tasks?department=scjg&amp;sla=overdue"' in html
     assert 'href="/cases?definition=kaiban-mini&amp;sla=overdue"' not in html  # the case itself is on time
     # period figures: licence 3 done on time, average 50 minutes
-    assert "营业执照核发" in html and "50分" in html
+    assert "营业执照核发" in html and "50 分钟" in html
     assert client.get(f"/dashboard/live?{MONDAY}", headers={"HX-Request": "true"}).text.count("<table>") == 2
     tasks = client.get("/dashboard/tasks?department=scjg&sla=overdue").text
     assert number[monday.c] in tasks and number[monday.d] not in tasks
+    every = client.get("/dashboard/tasks?sla=open").text  # all open tasks, whatever their colour
+    assert every.count('href="/cases/') == 4 and "差评整改" in every
+    window = csv_rows(client.get("/dashboard/tasks.csv?department=zwfw&sla=open"))
+    assert sorted(row[2] for row in window[1:]) == [
+        "不予审批报告：综合受理（拟不予受理）",
+        "差评整改：不满意",
+        "综合受理",
+    ]
     assert client.get("/dashboard/tasks?department=nowhere&sla=overdue").status_code == 404
     assert client.get("/dashboard/tasks?department=scjg&sla=purple").status_code == 422
 
@@ -122,7 +130,7 @@ def test_the_heat_map_colours_each_step_and_titles_it_with_its_figures(client, e
     svg = page.text[page.text.index("<svg") : page.text.index("</svg>")]
     licence = re.search(r'<g [^>]*data-step="licence"[^>]*>\s*<title>([^<]*)</title>', svg)
     assert licence, svg[:2000]
-    assert "期内办结：3 件，按时率 100.0%" in licence.group(1) and "P90 1小时" in licence.group(1)
+    assert "期内办结：3 件，按时率 100.0%" in licence.group(1) and "P90 1.0 小时" in licence.group(1)
     assert "办结办件中走此环节：2/3" in re.search(r'data-step="seal"[^>]*>\s*<title>([^<]*)<', svg).group(1)
     assert "分支 67%" in svg  # on the seal step's note
     assert client.get(f"/dashboard/heatmap/nothing?{MONDAY}").status_code == 404

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -46,7 +47,6 @@ from orchestrator.store.models import Department
 
 from ..accounts import Viewer
 from ..deps import Services, WebError, require, services, visible_task
-from ..templating import working_minutes
 
 router = APIRouter()
 watcher = require("manager", "supervisor", "admin")
@@ -54,7 +54,7 @@ watcher = require("manager", "supervisor", "admin")
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
 TREND_WEEKS = 12
-CARD_LIMIT = 50
+CARD_LIMIT = 10  # per colour on the overview; /dashboard/tasks lists them all
 URGE_WITHIN = {"": "不设期限", "4h": "4 工作小时内", "1d": "1 个工作日内", "2d": "2 个工作日内", "3d": "3 个工作日内"}
 URGE_LEVELS = {"urge": "催办", "supervise": "督办"}
 DEFAULT_URGE = "请抓紧办理，按承诺时限办结。"
@@ -166,7 +166,7 @@ def cases_link(**filters: str | None) -> str:
 
 
 def tasks_link(department: str, sla: str) -> str:
-    return "/dashboard/tasks?" + urlencode({"department": department, "sla": sla})
+    return "/dashboard/tasks?" + urlencode({"department": department, "sla": sla} if department else {"sla": sla})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -208,8 +208,20 @@ def pct_value(value: float | None) -> str:
     return "" if value is None else f"{value * 100:.1f}"
 
 
+def duration(minutes: float | None, per_day: float = 480.0) -> str:
+    """Working time, short: ``2.3 工作日``, ``1.5 小时``, ``40 分钟`` (a working day is 8 hours)."""
+    if minutes is None:
+        return "—"
+    amount = abs(minutes)
+    if amount >= per_day:
+        return f"{amount / per_day:.1f} 工作日"
+    if amount >= 60:
+        return f"{amount / 60:.1f} 小时"
+    return f"{amount:.0f} 分钟"
+
+
 def minutes_cell(minutes: float | None, href: str | None = None) -> Cell:
-    return Cell(working_minutes(minutes), href, value="" if minutes is None else round(minutes, 1))
+    return Cell(duration(minutes), href, value="" if minutes is None else round(minutes, 1))
 
 
 def count_cell(n: int, href: str | None = None, css: str | None = None) -> Cell:
@@ -399,7 +411,11 @@ def card_table(items: Iterable[perf.CardItem], caption: str, name: str) -> Table
             Cell(c.department_name),
             Cell(c.assignee_name or "待签收", value=c.assignee or ""),
             Cell(_local(c.due_at), value=_iso(c.due_at)),
-            Cell(_remaining(c.remaining_minutes), css=f"sla sla-{c.sla_state}", value=c.remaining_minutes),
+            Cell(
+                _remaining(c.remaining_minutes),
+                css=f"sla sla-{c.sla_state}" if c.sla_state else None,
+                value="" if c.remaining_minutes is None else c.remaining_minutes,
+            ),
             Cell(_urged(c.urged), value=c.urged.urges + c.urged.supervisions),
         )
         for c in items
@@ -414,7 +430,7 @@ def card_table(items: Iterable[perf.CardItem], caption: str, name: str) -> Table
 
 
 def refusal_table(items: Iterable[perf.PendingRefusal]) -> Table:
-    kinds = {"not_accepted": "不予受理", "rejected": "不予许可"}
+    kinds: ClassVar[dict[str, str]] = {"not_accepted": "不予受理", "rejected": "不予许可"}
     rows = tuple(
         (
             Cell(r.number, f"/cases/{r.number}"),
@@ -424,7 +440,7 @@ def refusal_table(items: Iterable[perf.PendingRefusal]) -> Table:
             Cell(r.reason),
             Cell(r.proposed_by_name, value=r.proposed_by),
             Cell(_local(r.proposed_at), value=_iso(r.proposed_at)),
-            Cell(working_minutes(r.waiting_minutes), value=r.waiting_minutes),
+            Cell(duration(r.waiting_minutes), value=r.waiting_minutes),
         )
         for r in items
     )
@@ -448,7 +464,7 @@ def _iso(value: datetime | None) -> str:
 def _remaining(minutes: int | None) -> str:
     if minutes is None:
         return "不限时"
-    return ("剩余 " if minutes >= 0 else "超时 ") + working_minutes(abs(minutes))
+    return ("剩余 " if minutes >= 0 else "超时 ") + duration(minutes)
 
 
 def _urged(urged: perf.Urged) -> str:
@@ -650,7 +666,11 @@ def star_table(stars: Sequence[perf.StarRow]) -> Table:
         (
             Cell(str(s.rank), value=s.rank),
             Cell(s.name, value=f"{s.name}（{s.department}）"),
-            Cell("★" * s.stars + "☆" * (5 - s.stars) if s.stars else "数据不足", css="stars", value=s.stars),
+            Cell(
+                ("★" * s.stars + "☆" * (5 - s.stars) if s.stars else "无数据") + ("" if s.enough else "（样本不足）"),
+                css="stars",
+                value=s.stars,
+            ),
             Cell("—" if s.score is None else f"{s.score:.1f}", value="" if s.score is None else s.score),
             rate_cell(s.on_time_rate),
             count_cell(s.timed),
@@ -667,7 +687,8 @@ def star_table(stars: Sequence[perf.StarRow]) -> Table:
         frozenset({0, 3, 4, 5, 6, 7}),
         ("名次", "部门", "星级", "得分", "按时办结率(%)", "计时任务", "满意率(%)", "评价数"),
         note="得分 = 60 × 按时办结率 + 40 × 满意率（满分 100）；只有其一时按该项计。"
-        "★★★★★ ≥ 95，★★★★ ≥ 90，★★★ ≥ 80，★★ ≥ 60，★ < 60。",
+        "★★★★★ ≥ 95，★★★★ ≥ 90，★★★ ≥ 80，★★ ≥ 60，★ < 60。"
+        f"计时任务与评价合计不足 {perf.STAR_MIN_SAMPLE} 件的部门标为样本不足，排在其余部门之后。",
     )
 
 
@@ -722,63 +743,89 @@ def heat_table(heat: perf.Heat, names: dict[str, str], period: Period) -> Table:
 # ---------------------------------------------------------------------------------------------------
 # the heat map drawing
 
-HEAT_SCALE = (  # (P90 / limit up to, fill, words)
-    (0.5, "#a5d6a7", "≤ 50% 时限"),
-    (0.8, "#e6ee9c", "50–80%"),
-    (1.0, "#ffe082", "80–100%"),
-    (1.5, "#ffab91", "超时限 ≤ 50%"),
-    (float("inf"), "#ef9a9a", "超时限 > 50%"),
+FILLS = ("#a5d6a7", "#e6ee9c", "#ffe082", "#ffab91", "#ef9a9a")  # green … red
+HEAT_SCALE = (  # against the step's limit: (ratio up to, fill, words)
+    (0.5, FILLS[0], "≤ 50% 时限"),
+    (0.8, FILLS[1], "50–80%"),
+    (1.0, FILLS[2], "80–100%"),
+    (1.5, FILLS[3], "超时限 ≤ 50%"),
+    (float("inf"), FILLS[4], "超时限 > 50%"),
+)
+RELATIVE_SCALE = (  # against the slowest step of the chart
+    (0.2, FILLS[0], "≤ 20% 最慢环节"),
+    (0.4, FILLS[1], "20–40%"),
+    (0.6, FILLS[2], "40–60%"),
+    (0.8, FILLS[3], "60–80%"),
+    (float("inf"), FILLS[4], "> 80%（瓶颈）"),
 )
 NO_LIMIT_FILL, NO_DATA_FILL = "#bbdefb", "#eeeeee"
+MEASURES = {"p90": "P90", "median": "中位数", "average": "平均"}
+COMPARES = {"limit": "对照环节时限", "relative": "对照最慢环节"}
 
 
 def _limit_minutes(step: Any, minutes_per_day: float) -> float | None:
     limit = getattr(step, "limit", None)
     if limit is None:
         return None
-    return limit.working_hours / 8.0 * minutes_per_day if limit.unit != "h" else limit.amount * 60
+    return limit.amount * 60 if limit.unit == "h" else limit.working_hours / 8.0 * minutes_per_day
 
 
-def _ratio(s: perf.StepHeat, step: Any, minutes_per_day: float = 480.0) -> float | None:
-    limit = _limit_minutes(step, minutes_per_day)
-    if limit is None or s.work.p90_minutes is None:
-        return None
-    return s.work.p90_minutes / limit
+def _measured(s: perf.StepHeat, measure: str) -> float | None:
+    return {"p90": s.work.p90_minutes, "median": s.median_minutes, "average": s.work.average_minutes}[measure]
 
 
-def heat_fill(ratio: float | None, has_data: bool) -> str:
+def _ratio(s: perf.StepHeat, step: Any, minutes_per_day: float = 480.0, measure: str = "p90") -> float | None:
+    """The measure over the step's limit (None: untimed, or nothing measured)."""
+    limit, value = _limit_minutes(step, minutes_per_day), _measured(s, measure)
+    return None if limit is None or value is None else value / limit
+
+
+def heat_fill(ratio: float | None, has_data: bool, scale: Sequence[tuple[float, str, str]] = HEAT_SCALE) -> str:
     if not has_data:
         return NO_DATA_FILL
     if ratio is None:
         return NO_LIMIT_FILL
-    return next(fill for upto, fill, _ in HEAT_SCALE if ratio <= upto)
+    return next(fill for upto, fill, _ in scale if ratio <= upto)
 
 
-def heat_overlay(heat: perf.Heat, minutes_per_day: float) -> tuple[dict[str, StepOverlay], dict[str, str]]:
-    """Per step: the fill and a one-line note for the chart, and the full figures for its hover title."""
+def heat_overlay(
+    heat: perf.Heat, minutes_per_day: float, measure: str = "p90", compare: str = "limit"
+) -> tuple[dict[str, StepOverlay], dict[str, str]]:
+    """Per step: the fill and a one-line note for the chart, and the full figures for its hover title.
+    ``measure``: P90, median or average working time; ``compare``: against the step's limit, or against
+    the slowest step of the chart (a bottleneck shows even when every step is late, or none is)."""
     overlay: dict[str, StepOverlay] = {}
     titles: dict[str, str] = {}
+    word = MEASURES[measure]
+    slowest = max((v for s in heat.steps.values() if (v := _measured(s, measure))), default=None)
     for step in heat.definition.steps:
         s = heat.steps[step.id]
-        ratio = _ratio(s, step, minutes_per_day)
+        value = _measured(s, measure)
         has_data = s.work.completed > 0
-        note = "期内无办结"
-        if has_data:
-            note = f"P90 {working_minutes(s.work.p90_minutes)}"
-            if ratio is not None:
-                note += f"（时限的 {ratio:.0%}）"
+        if compare == "relative":
+            ratio = value / slowest if value is not None and slowest else None
+            fill = heat_fill(ratio if has_data else None, has_data, RELATIVE_SCALE)
+            if has_data and ratio is None:
+                fill = NO_LIMIT_FILL
+            shown = f"（最慢环节的 {ratio:.0%}）" if ratio is not None else ""
+        else:
+            ratio = _ratio(s, step, minutes_per_day, measure)
+            fill = heat_fill(ratio, has_data)
+            shown = f"（时限的 {ratio:.0%}）" if ratio is not None else "（不限时）"
+        note = f"{word} {duration(value)}{shown}" if has_data else "期内无办结"
         if step.when is not None and s.branch_share is not None:
             note += f" · 分支 {s.branch_share:.0%}"
-        overlay[step.id] = StepOverlay(color=heat_fill(ratio, has_data), note=note)
+        overlay[step.id] = StepOverlay(color=fill, note=note)
         lines = [
             f"{step.name}（{KIND_LABELS.get(step.kind, step.kind)}）",
             f"环节时限：{step.limit.label if step.limit else '不限时'}",
             f"期内办结：{s.work.completed} 件，按时率 {pct(s.work.on_time_rate)}",
-            f"平均 {working_minutes(s.work.average_minutes)}，中位数 {working_minutes(s.median_minutes)}，"
-            f"P90 {working_minutes(s.work.p90_minutes)}",
+            f"平均 {duration(s.work.average_minutes)}，中位数 {duration(s.median_minutes)}，"
+            f"P90 {duration(s.work.p90_minutes)}（工作时间）",
         ]
-        if ratio is not None:
-            lines.append(f"P90 为时限的 {ratio:.0%}")
+        limit_ratio = _ratio(s, step, minutes_per_day)
+        if limit_ratio is not None:
+            lines.append(f"P90 为时限的 {limit_ratio:.0%}")
         if s.reached:
             lines.append(f"办结办件中走此环节：{s.taken}/{s.reached}（{pct(s.branch_share)}）")
         titles[step.id] = "\n".join(lines)
@@ -791,10 +838,16 @@ ET.register_namespace("xlink", XLINK_NS)
 _SVG_CACHE: dict[Any, Markup] = {}
 
 
-def heat_svg(heat: perf.Heat, departments: dict[str, DepartmentSpec], minutes_per_day: float) -> Markup:
+def heat_svg(
+    heat: perf.Heat,
+    departments: dict[str, DepartmentSpec],
+    minutes_per_day: float,
+    measure: str = "p90",
+    compare: str = "limit",
+) -> Markup:
     """The flowchart with the heat overlay, each step's <title> (and link title) replaced by its figures,
     so hovering a step shows them. Kept per process for the same figures."""
-    overlay, titles = heat_overlay(heat, minutes_per_day)
+    overlay, titles = heat_overlay(heat, minutes_per_day, measure, compare)
     key = (heat.definition_key, heat.version, tuple(sorted(titles.items())), tuple(sorted(overlay.items())))
     found = _SVG_CACHE.get(key)
     if found is not None:
@@ -813,6 +866,7 @@ def heat_svg(heat: perf.Heat, departments: dict[str, DepartmentSpec], minutes_pe
         for anchor in group.iter(f"{{{SVG_NS}}}a"):
             if anchor.get(f"{{{XLINK_NS}}}title") is not None:
                 anchor.set(f"{{{XLINK_NS}}}title", figures)
+    _fit(root)
     root.set("role", "img")
     root.set("aria-label", f"{heat.definition.name} 瓶颈热力图")
     svg = Markup(ET.tostring(root, encoding="unicode"))
@@ -820,6 +874,24 @@ def heat_svg(heat: perf.Heat, departments: dict[str, DepartmentSpec], minutes_pe
         _SVG_CACHE.clear()
     _SVG_CACHE[key] = svg
     return svg
+
+
+def _fit(root: ET.Element) -> None:
+    """Let the chart scale to the page's width, down to 60% of its size. Graphviz draws at its dpi by a
+    scale() on the graph while the viewBox stays at 72 dpi (the width and height attributes make up for
+    it); without them the viewBox must cover the scaled drawing, or its right and bottom are cut off."""
+    graph = next((g for g in root.iter(f"{{{SVG_NS}}}g") if g.get("class") == "graph"), None)
+    scale = re.search(r"scale\(([\d.]+)[ ,]+([\d.]+)\)", graph.get("transform", "")) if graph is not None else None
+    box = [float(v) for v in root.get("viewBox", "").replace(",", " ").split()] if root.get("viewBox") else []
+    if scale is not None and len(box) == 4:
+        sx, sy = float(scale.group(1)), float(scale.group(2))
+        root.set("viewBox", f"{box[0] * sx:.2f} {box[1] * sy:.2f} {box[2] * sx:.2f} {box[3] * sy:.2f}")
+    natural = re.match(r"([\d.]+)pt", root.get("width", ""))
+    for name in ("width", "height"):
+        root.attrib.pop(name, None)
+    root.set("width", "100%")
+    if natural is not None:  # never below 60% of its size (1 pt = 4/3 px): the page scrolls instead
+        root.set("style", f"min-width: {float(natural.group(1)) * 4 / 3 * 0.6:.0f}px")
 
 
 def department_specs(conn: Connection) -> dict[str, DepartmentSpec]:
@@ -882,12 +954,14 @@ def overview_view(conn: Connection, scope: Scope, period: Period, now: datetime)
     return view
 
 
-def alerts_view(conn: Connection, scope: Scope, period: Period, now: datetime, calendar: Any) -> View:
+def alerts_view(
+    conn: Connection, scope: Scope, period: Period, now: datetime, calendar: Any, live: perf.LiveBoard | None = None
+) -> View:
     view = View(period, scope)
     red = perf.cards(conn, "overdue", now=now, calendar=calendar, departments=scope.departments, limit=CARD_LIMIT)
     yellow = perf.cards(conn, "warning", now=now, calendar=calendar, departments=scope.departments, limit=CARD_LIMIT)
     refusals = perf.pending_refusals(conn, now=now, calendar=calendar, departments=scope.departments)
-    live = _live(conn, scope)
+    live = live or _live(conn, scope)
     view.add(
         card_table(red, "红牌：已超过时限的环节", "red-cards"),
         card_table(yellow, "黄牌：即将到期的环节", "yellow-cards"),
@@ -953,6 +1027,17 @@ def _period(svc: Services, start: str, end: str) -> Period:
     return parse_period(start, end, svc.engine.clock().astimezone(TZ).date())
 
 
+class Fmt:
+    """What the templates format with (passed as ``fmt``; web/templating.py's filters stay as they are)."""
+
+    duration = staticmethod(duration)
+    remaining = staticmethod(_remaining)
+    local = staticmethod(_local)
+    urged = staticmethod(_urged)
+    pct = staticmethod(pct)
+    kinds: ClassVar[dict[str, str]] = {"not_accepted": "不予受理", "rejected": "不予许可"}
+
+
 def _render(request: Request, svc: Services, template: str, view: View, **context: Any) -> Response:
     local = svc.engine.clock().astimezone(TZ)
     return svc.templates.TemplateResponse(
@@ -961,6 +1046,7 @@ def _render(request: Request, svc: Services, template: str, view: View, **contex
         {
             "nav": "dashboard",
             "now_label": f"{local:%H:%M:%S}",
+            "fmt": Fmt,
             "view": view,
             "period": view.period,
             "scope": view.scope,
@@ -990,7 +1076,7 @@ def overview(
 
     def build(conn: Connection, scope: Scope) -> View:
         view = overview_view(conn, scope, period, now)
-        alerts = alerts_view(conn, scope, period, now, svc.engine.calendar)
+        alerts = alerts_view(conn, scope, period, now, svc.engine.calendar, view.extra["live"])
         view.add(*alerts.tables.values())
         view.extra.update(alerts.extra)
         return view
@@ -1047,33 +1133,49 @@ def alerts(
     return _render(request, svc, "dashboard/_alerts.html", view, can_urge=viewer.has("manager", "supervisor"))
 
 
+def tasks_view(
+    conn: Connection, scope: Scope, period: Period, department: str, sla: str, now: datetime, calendar: Any
+) -> View:
+    if sla not in SLA_WORDS:
+        raise WebError(422, "invalid_data", "时效状态应为 open、warning、overdue 或 paused")
+    names = department_names(conn)
+    if department and (department not in names or not scope.has_department(department)):
+        raise WebError(404, "not_found", f"部门 {department[:32]} 不存在或不在你的监察范围内")
+    which = {department} if department else scope.departments
+    items = perf.cards(conn, sla, now=now, calendar=calendar, departments=which, limit=500)
+    view = View(period, scope)
+    whose = names[department] if department else ("全市" if scope.everything else "本部门")
+    view.add(card_table(items, f"{whose}：{SLA_WORDS[sla]}任务", "tasks"))
+    view.extra.update(items=items, department=department, sla=sla)
+    return view
+
+
 @router.get("/dashboard/tasks")
 def open_tasks(
     request: Request,
-    department: str,
+    department: str = "",
     sla: str = "open",
     viewer: Viewer = Depends(watcher),
     svc: Services = Depends(services),
 ) -> Response:
-    """The open tasks behind one of a department's live counts, most late first."""
-    if sla not in SLA_WORDS:
-        raise WebError(422, "invalid_data", "时效状态应为 open、warning、overdue 或 paused")
-    period = _period(svc, "", "")
-    now = svc.engine.clock()
-
-    def build(conn: Connection, scope: Scope) -> View:
-        names = department_names(conn)
-        if department not in names or not scope.has_department(department):
-            raise WebError(404, "not_found", f"部门 {department[:32]} 不存在或不在你的监察范围内")
-        items = perf.cards(conn, sla, now=now, calendar=svc.engine.calendar, departments={department}, limit=500)
-        view = View(period, scope)
-        caption = f"{names[department]}：{SLA_WORDS[sla]}任务"
-        view.add(card_table(items, caption, "tasks"))
-        view.extra.update(items=items, department=department, department_name=names[department], sla=sla)
-        return view
-
-    view = _read(svc, viewer, build)
+    """The open tasks behind a live count (of one department, or of all the viewer oversees), most late
+    first."""
+    period, now = _period(svc, "", ""), svc.engine.clock()
+    view = _read(
+        svc, viewer, lambda conn, scope: tasks_view(conn, scope, period, department, sla, now, svc.engine.calendar)
+    )
     return _render(request, svc, "dashboard/tasks.html", view, can_urge=viewer.has("manager", "supervisor"))
+
+
+@router.get("/dashboard/tasks.csv")
+def open_tasks_csv(
+    department: str = "", sla: str = "open", viewer: Viewer = Depends(watcher), svc: Services = Depends(services)
+) -> Response:
+    period, now = _period(svc, "", ""), svc.engine.clock()
+    view = _read(
+        svc, viewer, lambda conn, scope: tasks_view(conn, scope, period, department, sla, now, svc.engine.calendar)
+    )
+    return _csv(view.tables["tasks"], Period(now.astimezone(TZ).date(), now.astimezone(TZ).date()))
 
 
 @router.get("/dashboard/heatmap")
@@ -1114,19 +1216,25 @@ def heatmap(
     key: str,
     start: str = "",
     end: str = "",
+    measure: str = "p90",
+    compare: str = "limit",
     viewer: Viewer = Depends(watcher),
     svc: Services = Depends(services),
 ) -> Response:
+    if measure not in MEASURES or compare not in COMPARES:
+        raise WebError(422, "invalid_data", "度量应为 p90、median 或 average，对照应为 limit 或 relative")
     period = _period(svc, start, end)
     view = _read(svc, viewer, lambda conn, scope: heatmap_view(conn, scope, period, key[:64], _per_day(svc)))
     heat = view.extra["heat"]
-    svg = heat_svg(heat, view.extra["departments"], view.extra["minutes_per_day"])
+    svg = heat_svg(heat, view.extra["departments"], view.extra["minutes_per_day"], measure, compare)
     with reading(svc.engine.db) as conn:
         names = [(k, n) for k, n in sorted(latest_definition_names(conn).items()) if view.scope.has_definition(k)]
     table = next(iter(view.tables.values()))
+    choice = urlencode({"measure": measure, "compare": compare})
     return _render(
-        request, svc, "dashboard/heatmap.html", view, tab="heatmap", svg=svg, table=table, scale=HEAT_SCALE,
-        no_limit=NO_LIMIT_FILL, no_data=NO_DATA_FILL, definitions=names,
+        request, svc, "dashboard/heatmap.html", view, tab="heatmap", svg=svg, table=table,
+        scale=RELATIVE_SCALE if compare == "relative" else HEAT_SCALE, no_limit=NO_LIMIT_FILL, no_data=NO_DATA_FILL,
+        definitions=names, measure=measure, compare=compare, measures=MEASURES, compares=COMPARES, choice=choice,
     )  # fmt: skip
 
 
@@ -1146,10 +1254,11 @@ def ratings(
     view = _read(svc, viewer, lambda conn, scope: ratings_view(conn, scope, period))
     chart = {
         "labels": [row.name for row in view.extra["rated"].by_definition],
-        "levels": {
-            label: [row.levels.get(level, 0) for row in view.extra["rated"].by_definition]
+        # a list, in level order (tojson sorts a dict's keys)
+        "series": [
+            {"label": label, "values": [row.levels.get(level, 0) for row in view.extra["rated"].by_definition]}
             for level, label in perf.LEVEL_LABELS.items()
-        },
+        ],
     }
     return _render(request, svc, "dashboard/ratings.html", view, tab="ratings", chart=chart)
 
@@ -1165,8 +1274,9 @@ def targets(
     period = _period(svc, start, end)
     view = _read(svc, viewer, lambda conn, scope: targets_view(conn, scope, period))
     chart = {
-        "labels": [s.name for s in view.extra["stars"] if s.score is not None],
+        "labels": [s.name + ("" if s.enough else "（样本不足）") for s in view.extra["stars"] if s.score is not None],
         "scores": [s.score for s in view.extra["stars"] if s.score is not None],
+        "enough": [s.enough for s in view.extra["stars"] if s.score is not None],
     }
     return _render(request, svc, "dashboard/targets.html", view, tab="targets", chart=chart)
 

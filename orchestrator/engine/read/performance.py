@@ -25,7 +25,8 @@ Rules the figures follow (the page states them):
   (``__rectification__``, at the entry step's department).
 * **star rating**: score = 60 × on-time rate + 40 × satisfaction rate (0–100) of the period; a department
   without ratings is scored on its on-time rate alone (and the reverse); ★★★★★ from 95, ★★★★ from 90,
-  ★★★ from 80, ★★ from 60, ★ below.
+  ★★★ from 80, ★★ from 60, ★ below. A department with fewer than 10 timed tasks and ratings together is
+  rated but ranked after the others (样本不足: one late task must not decide a ranking).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ PLAN_ONE_VISIT = 0.9  # at most one visit (最多跑一次)
 
 STAR_WEIGHTS = (0.6, 0.4)  # on-time rate, satisfaction rate
 STAR_STEPS = ((95.0, 5), (90.0, 4), (80.0, 3), (60.0, 2))
+STAR_MIN_SAMPLE = 10  # timed tasks plus ratings below this: rated, but ranked after the others (样本不足)
 
 
 def _in(name: str) -> Any:
@@ -163,7 +165,7 @@ class Urged:
 
 @dataclass(frozen=True)
 class CardItem:
-    """An open task in warning (黄牌) or overdue (红牌)."""
+    """An open task: in warning (黄牌), overdue (红牌), paused, or any."""
 
     task_id: int
     case_id: int
@@ -177,28 +179,33 @@ class CardItem:
     state: str  # ready | claimed
     assignee: str | None
     assignee_name: str | None
-    sla_state: str
+    sla_state: str | None  # None: untimed (即办)
     ready_at: datetime
     due_at: datetime | None
     remaining_minutes: int | None  # working minutes to the due time, negative when overdue
     urged: Urged
 
 
-CARDS = text(
+_CARD_COLUMNS = (
     "SELECT t.id, t.case_id, t.step_id, t.name, t.department, t.state, t.assignee, t.sla_state, t.ready_at,"
     " t.due_at, c.number, c.definition_key, c.definition_version FROM tasks t JOIN cases c ON c.id = t.case_id"
-    " WHERE t.state IN ('ready', 'claimed') AND t.sla_state = :colour ORDER BY t.due_at, t.id LIMIT :limit"
-).columns(ready_at=Timestamp, due_at=Timestamp)
-CARDS_OF = (
-    text(
-        "SELECT t.id, t.case_id, t.step_id, t.name, t.department, t.state, t.assignee, t.sla_state, t.ready_at,"
-        " t.due_at, c.number, c.definition_key, c.definition_version FROM tasks t JOIN cases c ON c.id = t.case_id"
-        " WHERE t.state IN ('ready', 'claimed') AND t.sla_state = :colour AND t.department IN :departments"
-        " ORDER BY t.due_at, t.id LIMIT :limit"
-    )
-    .bindparams(_in("departments"))
-    .columns(ready_at=Timestamp, due_at=Timestamp)
+    " WHERE t.state IN ('ready', 'claimed')"
 )
+CARD_COLOURS = ("overdue", "warning", "paused", "open")  # open: every open task, whatever its colour
+
+
+def _cards_statement(colour: str, departments: bool) -> Any:
+    where = "" if colour == "open" else " AND t.sla_state = :colour"
+    if departments:
+        where += " AND t.department IN :departments"
+    if colour in ("overdue", "warning"):  # always timed: the due-time index in its order
+        order = " ORDER BY t.due_at, t.id LIMIT :limit"
+    else:  # untimed (即办) tasks after the timed ones, on both databases
+        order = " ORDER BY CASE WHEN t.due_at IS NULL THEN 1 ELSE 0 END, t.due_at, t.id LIMIT :limit"
+    statement = text(_CARD_COLUMNS + where + order).columns(ready_at=Timestamp, due_at=Timestamp)
+    return statement.bindparams(_in("departments")) if departments else statement
+
+
 URGES = (
     text(
         "SELECT task_id, level, COUNT(*) AS n, MAX(created_at) AS last_at FROM urges"
@@ -239,21 +246,20 @@ def cards(
     departments: Collection[str] | None = None,
     limit: int = 50,
 ) -> tuple[CardItem, ...]:
-    """The open tasks of one colour (``overdue`` 红牌 or ``warning`` 黄牌), the longest-late first (by due
-    time): ``ix_tasks_open_due`` in order, or ``ix_tasks_open_sla (department, sla_state)`` for a few
-    departments. The total per colour is in ``live_counts``."""
+    """The open tasks of one colour (``overdue`` 红牌, ``warning`` 黄牌, ``paused``) or all of them (``open``),
+    the longest-late first (by due time; untimed ones last): ``ix_tasks_open_due`` in order, or for a few
+    departments ``ix_tasks_open_sla (department, sla_state)``. The total per colour is in ``live_counts``."""
     aware(now)
-    if colour not in ("overdue", "warning"):
-        raise ValueError(f"colour {colour!r}: overdue (红牌) or warning (黄牌)")
+    if colour not in CARD_COLOURS:
+        raise ValueError(f"colour {colour!r}: one of {', '.join(CARD_COLOURS)}")
     if not 1 <= limit <= 500:
         raise ValueError(f"limit {limit}: ask for 1 to 500 items")
     if departments is not None and not departments:
         return ()
     params: dict[str, Any] = {"colour": colour, "limit": limit}
-    if departments is None:
-        rows = conn.execute(CARDS, params).all()
-    else:
-        rows = conn.execute(CARDS_OF, {**params, "departments": sorted(departments)}).all()
+    if departments is not None:
+        params["departments"] = sorted(departments)
+    rows = conn.execute(_cards_statement(colour, departments is not None), params).all()
     names = definition_names(conn, {(r.definition_key, r.definition_version) for r in rows})
     department_name = department_names(conn)
     people = _user_names(conn, (r.assignee for r in rows))
@@ -962,6 +968,7 @@ class StarRow:
     rated: int
     score: float | None  # 0-100
     stars: int  # 0: not rated (no figures)
+    enough: bool = True  # sample of at least STAR_MIN_SAMPLE (timed tasks + ratings)
 
 
 @dataclass(frozen=True)
@@ -1022,9 +1029,11 @@ def _stars(score: float | None) -> int:
     return next((stars for floor, stars in STAR_STEPS if score >= floor), 1)
 
 
-def department_stars(on_time: Iterable[OnTime], rated: Ratings) -> tuple[StarRow, ...]:
+def department_stars(
+    on_time: Iterable[OnTime], rated: Ratings, min_sample: int = STAR_MIN_SAMPLE
+) -> tuple[StarRow, ...]:
     """部门星级评价, ranked by score (the module states the formula): every department with completed tasks
-    or ratings in the period."""
+    or ratings in the period; those with a sample under ``min_sample`` after the others."""
     satisfaction = {row.code: row for row in rated.by_department}
     figures = {row.department: row for row in on_time}
     for code, row in satisfaction.items():
@@ -1040,8 +1049,9 @@ def department_stars(on_time: Iterable[OnTime], rated: Ratings) -> tuple[StarRow
             score = 100 * (rate if rate is not None else satisfied)  # type: ignore[operator]
         else:
             score = None
-        scored.append((department, rate, rating, satisfied, score))
-    scored.sort(key=lambda item: (item[4] is None, -round(item[4] or 0, 6), item[0].department))
+        enough = department.timed + (rating.total if rating else 0) >= min_sample
+        scored.append((department, rate, rating, satisfied, score, enough))
+    scored.sort(key=lambda item: (not item[5], item[4] is None, -round(item[4] or 0, 6), item[0].department))
     return tuple(
         StarRow(
             department=department.department,
@@ -1053,8 +1063,9 @@ def department_stars(on_time: Iterable[OnTime], rated: Ratings) -> tuple[StarRow
             rated=rating.total if rating else 0,
             score=None if score is None else round(score, 1),
             stars=_stars(score),
+            enough=enough,
         )
-        for rank, (department, rate, rating, satisfied, score) in enumerate(scored, start=1)
+        for rank, (department, rate, rating, satisfied, score, enough) in enumerate(scored, start=1)
     )
 
 
@@ -1071,6 +1082,7 @@ def definitions_of_departments(conn: Connection, departments: Collection[str]) -
 
 __all__ = [
     "BAD",
+    "CARD_COLOURS",
     "LEVEL_LABELS",
     "PLAN_ITEMS",
     "PLAN_ONE_VISIT",
@@ -1078,6 +1090,7 @@ __all__ = [
     "PLAN_ONLINE",
     "RECTIFICATION_STEP",
     "SATISFIED",
+    "STAR_MIN_SAMPLE",
     "STAR_STEPS",
     "STAR_WEIGHTS",
     "BadRating",
