@@ -30,7 +30,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
 from sqlalchemy import Connection, select
@@ -54,6 +54,7 @@ watcher = require("manager", "supervisor", "admin")
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
 TREND_WEEKS = 12
+TASK_ID_MAX = 2**62  # beyond any id: a larger number is a 422, not a database error
 CARD_LIMIT = 10  # per colour on the overview; /dashboard/tasks lists them all
 URGE_WITHIN = {"": "不设期限", "4h": "4 工作小时内", "1d": "1 个工作日内", "2d": "2 个工作日内", "3d": "3 个工作日内"}
 URGE_LEVELS = {"urge": "催办", "supervise": "督办"}
@@ -196,8 +197,18 @@ class Table:
         writer = csv.writer(out)
         writer.writerow(self.csv_columns or self.columns)
         for row in self.rows:
-            writer.writerow([cell.text if cell.value is None else cell.value for cell in row])
+            writer.writerow([_spreadsheet_safe(cell.text if cell.value is None else cell.value) for cell in row])
         return out.getvalue()
+
+
+_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+
+
+def _spreadsheet_safe(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula (an applicant's comment "=HYPERLINK(…)") is quoted."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _NUMBER.match(value):
+        return "'" + value
+    return value
 
 
 def pct(value: float | None) -> str:
@@ -1340,7 +1351,10 @@ def _urger(viewer: Viewer) -> None:
 
 @router.get("/dashboard/urge/{task_id}")
 def urge_form(
-    request: Request, task_id: int, viewer: Viewer = Depends(watcher), svc: Services = Depends(services)
+    request: Request,
+    task_id: int = Path(ge=1, le=TASK_ID_MAX),
+    viewer: Viewer = Depends(watcher),
+    svc: Services = Depends(services),
 ) -> Response:
     """The 催办/督办 form of one task, if the engine lets this person urge it (available_actions)."""
     _urger(viewer)
@@ -1362,7 +1376,10 @@ def urge_form(
 
 @router.get("/dashboard/urge/{task_id}/button")
 def urge_button(
-    request: Request, task_id: int, viewer: Viewer = Depends(watcher), svc: Services = Depends(services)
+    request: Request,
+    task_id: int = Path(ge=1, le=TASK_ID_MAX),
+    viewer: Viewer = Depends(watcher),
+    svc: Services = Depends(services),
 ) -> Response:
     """The button again (the form cancelled)."""
     return svc.templates.TemplateResponse(request, "dashboard/_urge_button.html", {"task_id": task_id})
@@ -1371,7 +1388,7 @@ def urge_button(
 @router.post("/dashboard/urge/{task_id}")
 def urge(
     request: Request,
-    task_id: int,
+    task_id: int = Path(ge=1, le=TASK_ID_MAX),
     level: str = Form("urge"),
     message: str = Form(DEFAULT_URGE),
     within: str = Form(""),
