@@ -9,7 +9,8 @@ calls orchestrator functions and holds no business rule; nothing here imports Pr
   configured per department (flows/channels.py); a failed delivery is retried with backoff and, after
   ``notify_max_attempts``, given up and left visible (``failed_deliveries``);
 * ``deemed_consent`` — 逾期视为同意 where a step enables it (``Engine.deem_consent_overdue``);
-* ``daily_report`` — yesterday's figures as CSV and HTML under ``reports_dir`` (orchestrator/reports.py).
+* ``daily_report`` — yesterday's figures as CSV and HTML under ``reports_dir`` (orchestrator/reports.py),
+  after adding the closed days to the dashboards' summary (``engine.read.refresh_work_summary``).
 """
 
 from __future__ import annotations
@@ -155,9 +156,14 @@ class Jobs:
         return (self.now().astimezone(TZ) - timedelta(days=1)).date()
 
     def daily_report(self, day: date | None = None) -> ReportFiles:
+        from orchestrator.engine.read import refresh_work_summary
         from orchestrator.reports import daily_report, write_report
         from orchestrator.store.db import reading
 
+        with self.engine.db.begin() as conn:  # first the dashboards' summary of closed days (效能监察)
+            summarized = refresh_work_summary(conn, self.now())
+        if summarized:
+            log.info("daily_report: %d closed day(s) added to the dashboards' summary", summarized)
         day = day or self.report_day()
         with reading(self.engine.db) as conn:
             report = daily_report(conn, day)

@@ -8,13 +8,16 @@ dataclasses); lists come a page at a time behind a keyset cursor, never OFFSET.
 * one case (``cases.py``): ``case_detail``, ``case_path`` (the live flowchart); finding cases
   (``search.py``): ``search_cases``, ``progress`` (办理进度, for the applicant);
 * ``dashboard`` (``dashboard.py``): live counts and period figures per department and definition, with
-  ``refresh_work_summary`` keeping the per-day summary of closed days it reads;
+  ``refresh_work_summary`` keeping the per-day summary of closed days it reads; ``performance``
+  (``performance.py``): the rest of 效能监察 — live counts, weekly trends, 黄牌/红牌 and 否定报备, a
+  definition's heat map with its branch shares, 好差评, the city plan's targets and the departments' stars;
 * the notification outbox (``outbox.py``): ``register_channel``, ``claim``, ``mark_delivered``,
   ``mark_failed``, ``failed_deliveries``.
 
 docs/engine.md ("The read side") lists which index serves each read.
 """
 
+from . import performance
 from .cases import CaseDetail, CasePath, CaseSummary, StepOnPath, case_detail, case_path
 from .common import DueKey, Page, TimeKey
 from .dashboard import (
@@ -72,6 +75,7 @@ __all__ = [
     "mark_delivered",
     "mark_failed",
     "memberships_of",
+    "performance",
     "progress",
     "queue",
     "refresh_work_summary",
