@@ -53,7 +53,9 @@ def seed(settings: Settings, *, cases: int = 300, now: datetime | None = None) -
                 return "demo data already there: nothing added"
         clock = SimClock(now)
         engine = Engine(db, load_calendar(settings), clock)
-        report = seed_demo(engine, settings.path(settings.definitions_dir), now, cases=cases)
+        report = seed_demo(
+            engine, settings.path(settings.definitions_dir), now, cases=cases, centres=tuple(c[0] for c in CENTRES)
+        )
         for user_id, name, _roles in CITY_PEOPLE:
             engine.add_user(user_id, name, [])
         engine.close()

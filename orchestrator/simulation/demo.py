@@ -10,7 +10,7 @@ early and left open are late by ``now``, when the SLA sweep runs and raises thei
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -55,13 +55,17 @@ def seed_demo(
     cases: int = 300,
     weeks: int = 5,
     seed: int = 20261202,
+    centres: tuple[str, ...] = (),
 ) -> DemoReport:
     """Publish every definition under ``definitions_dir`` and run ``cases`` cases on a clock that ends at
-    ``now``. ``engine.clock`` must be a ``SimClock`` (it is moved here); afterwards it stands at ``now``."""
+    ``now``. ``centres``: the service centres whose windows take the applications that do not come online
+    (four in ten do, then). ``engine.clock`` must be a ``SimClock`` (it is moved here); afterwards it stands
+    at ``now``."""
     clock = engine.clock
     if not isinstance(clock, SimClock):
         raise TypeError("seed_demo moves the engine's clock: build the Engine with a SimClock")
     rng = random.Random(seed)
+    behaviour = replace(DEMO_BEHAVIOUR, online=0.4, centres=centres) if centres else DEMO_BEHAVIOUR
     clock.now = now - timedelta(weeks=weeks)
     published = [p for p in publish_paths(engine.db, [definitions_dir], clock()) if not p.problems and p.key]
     if not published:
@@ -81,7 +85,7 @@ def seed_demo(
     while submitted < cases or open_cases:
         if submitted < cases and (not open_cases or rng.random() < 0.08):
             key = rng.choice(sorted(definitions))
-            case_id = submit_case(engine, definitions[key], rng, 900000 + submitted, DEMO_BEHAVIOUR)
+            case_id = submit_case(engine, definitions[key], rng, 900000 + submitted, behaviour)
             # recent applications stop at any stage (on time or nearly due); a few old ones stall (overdue)
             recent = submitted >= cases * 0.8
             stalls = rng.random() < (0.9 if recent else 0.12)
@@ -98,7 +102,7 @@ def seed_demo(
             del open_cases[case_id]
             continue
         try:
-            moved = act(engine, case_id, rng, report.staff[key], DEMO_BEHAVIOUR)
+            moved = act(engine, case_id, rng, report.staff[key], behaviour)
         except TongbanError:
             moved = True  # a refusal is part of a day's work too; the case goes on
         report.actions += 1

@@ -126,6 +126,8 @@ class Behaviour:
     supply_deferred: float = 0.3  # the applicant brings a 容缺 material, per action
     minutes: tuple[float, float] = (0.2, 1.0)  # working minutes between two actions (anyone, anywhere)
     sweep_every: float = 30.0  # the SLA sweep runs every so many simulated working minutes (0: never)
+    online: float = 0.0  # an application comes in online rather than at a window
+    centres: tuple[str, ...] = ()  # the service centres whose windows take the others (any, 全市通办)
 
 
 DEFAULT_BEHAVIOUR = Behaviour()
@@ -205,7 +207,12 @@ def submit_case(
     complete = rng.random() >= behaviour.incomplete_materials
     materials = sample_materials(definition, complete=complete)
     applicant = {"id": f"sim-applicant-{number:06d}", "name": f"模拟申请人{number}"}
-    return engine.submit_case(definition.key, applicant, form, materials)
+    channel, centre = "window", None
+    if behaviour.online and rng.random() < behaviour.online:
+        channel = "online"
+    elif behaviour.centres:
+        centre = rng.choice(behaviour.centres)
+    return engine.submit_case(definition.key, applicant, form, materials, channel=channel, centre=centre)
 
 
 # ------------------------------------------------------------------------------------------------
