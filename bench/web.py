@@ -26,7 +26,8 @@ Steps:
    the phase's wall time (claims included); p50/p95 of each call.
 
 The machine is shared: run it more than once and take the medians. The last line is one JSON object with
-``queue_p50_ms``, ``task_page_p50_ms`` (the page if it exists, else the API), ``api_completions_per_s``,
+``queue_p50_ms``, ``task_page_p50_ms`` (the page if it exists, else the API), ``dashboard_p50_ms`` (a manager's
+``/dashboard``), ``api_completions_per_s``,
 ``api_complete_p95_ms``, the other figures, ``tasks`` and ``workers``.
 """
 
@@ -56,7 +57,7 @@ BENCH = ROOT / "bench"
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import insert, select, text  # noqa: E402
 
 from orchestrator.calendar import BusinessCalendar  # noqa: E402
 from orchestrator.engine import Engine  # noqa: E402
@@ -113,8 +114,17 @@ def load(db: Any, cases: int) -> None:
     print(f"filled {cases:,} cases / {cases * STEPS:,} tasks in {time.perf_counter() - started:.0f} s", flush=True)
 
 
+MANAGER = "bench-manager"  # 效能监察: reads every department's figures
+
+
 def open_logins(db: Any) -> None:
-    opened = open_accounts(db, [(f"u{k}", [], None) for k in range(PEOPLE)], PASSWORD, "bench")
+    from orchestrator.store.models import User
+
+    with db.begin() as conn:  # the manager belongs to no department: a user row and an account
+        if not conn.execute(select(User.id).where(User.id == MANAGER)).first():
+            conn.execute(insert(User).values(id=MANAGER, name="效能监察员"))
+    accounts = [(f"u{k}", [], None) for k in range(PEOPLE)] + [(MANAGER, ["manager"], None)]
+    opened = open_accounts(db, accounts, PASSWORD, "bench")
     if opened:
         print(f"opened {opened} accounts", flush=True)
 
@@ -273,6 +283,9 @@ def measure_reads(base: str, tasks: list[int], repeats: int) -> dict[str, Any]:
                 results[f"task_{kind}"] = figures(f"task ({task[kind]})", timed_gets(client, paths, repeats))
     if "queue_page" not in results and "queue_api" not in results:
         raise SystemExit("neither /tasks nor GET /api/tasks?scope=department answers: is the API merged?")
+    with httpx.Client(base_url=base, timeout=60) as client:
+        client.headers.update(log_in(client, MANAGER))
+        results["dashboard"] = figures("dashboard (/dashboard)", timed_gets(client, ["/dashboard"], repeats))
     return results
 
 
@@ -360,6 +373,7 @@ def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         task_page_p95_ms=task["p95"] if task else None,
         task_measured=("/tasks/{id}" if "task_page" in reads else "/api/tasks/{id}") if task else None,
     )
+    summary.update(dashboard_p50_ms=reads["dashboard"]["p50"], dashboard_p95_ms=reads["dashboard"]["p95"])
     for key in ("queue_api", "task_api"):
         if key in reads:
             summary[f"{key}_p50_ms"] = reads[key]["p50"]
