@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/floor.py
 	$(BIN)/python bench/definitions.py
+	$(BIN)/python bench/web.py --quick
 
 install: system-deps $(STAMP)
 
