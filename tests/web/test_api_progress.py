@@ -50,3 +50,15 @@ def test_owed_materials_and_the_rating_are_shown(api, client):
     api.ok(api.post("zwfw1", f"/api/cases/{number}/accept", {"deferred": ["lease"], "deferred_limit": "1d"}))
     shown = api.ok(client.get(f"/api/progress/{number}", params={"id_number": APPLICANT["id"]}))
     assert shown["materials_owed"] == ["lease"]
+
+
+def test_guessing_identities_for_one_case_number_is_stopped_like_on_the_page(api, client):
+    from web.pages.progress import MAX_FAILURES_PER_NUMBER
+
+    number = api.accepted()
+    for guess in range(MAX_FAILURES_PER_NUMBER):
+        wrong = client.get(f"/api/progress/{number}", params={"id_number": f"11010119900307{guess:04d}"})
+        assert wrong.status_code == 404
+    stopped = client.get(f"/api/progress/{number}", params={"id_number": APPLICANT["id"]})
+    assert stopped.status_code == 429 and int(stopped.headers["Retry-After"]) > 0
+    assert stopped.json()["error"] == "too_many_attempts"

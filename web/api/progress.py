@@ -7,13 +7,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.engine.errors import NotFound
 from orchestrator.engine.read import progress
 from orchestrator.store.db import reading
 
-from ..deps import Services, services
+from ..deps import Services, WebError, services
+from ..pages.progress import count_failed_look_up, look_up_wait_s
 from .models import ERRORS, NO_CONTROL, CaseNumber
 
 router = APIRouter(tags=["progress"])
@@ -62,10 +64,18 @@ def case_progress(
             description="the applicant's 身份证号 or 统一社会信用代码, as given when applying",
         ),
     ],
+    request: Request,
     svc: Services = Depends(services),
 ) -> ProgressOut:
     """办理进度: where the case stands, which steps are done and which are under way, the due date, the
     outcome and its reason, the materials still owed, and whether it can be rated."""
-    with reading(svc.engine.db) as conn:
-        found = progress(conn, number, id_number)
+    wait = look_up_wait_s(svc, request, number)  # the page's limit on guessing, shared
+    if wait is not None:
+        raise WebError(429, "too_many_attempts", "查询失败次数过多，请稍后再试", headers={"Retry-After": str(wait)})
+    try:
+        with reading(svc.engine.db) as conn:
+            found = progress(conn, number, id_number)
+    except NotFound:
+        count_failed_look_up(svc, request, number)
+        raise
     return ProgressOut.model_validate(found)

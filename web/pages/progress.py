@@ -77,7 +77,7 @@ def _keys(request: Request, number: str) -> tuple[str, str]:
     return ("progress:" + number)[:64], ("progress:" + client_ip(request))[:64]
 
 
-def _wait_seconds(svc: Services, request: Request, number: str) -> int | None:
+def look_up_wait_s(svc: Services, request: Request, number: str) -> int | None:
     """Seconds to wait before the next look-up, when this number or this address failed too often."""
     by_number, by_address = _keys(request, number)
     moment = datetime.now(UTC)
@@ -97,7 +97,7 @@ def _wait_seconds(svc: Services, request: Request, number: str) -> int | None:
     return None
 
 
-def _count_failure(svc: Services, request: Request, number: str) -> None:
+def count_failed_look_up(svc: Services, request: Request, number: str) -> None:
     by_number, by_address = _keys(request, number)
     with svc.engine.db.begin() as conn:
         conn.execute(insert(LoginAttempt).values(username=by_number, ip=by_address, at=datetime.now(UTC)))
@@ -182,7 +182,7 @@ def _look_up(svc: Services, request: Request, number: str, applicant_id: str) ->
                 return read.progress(conn, number, candidate), candidate
             except NotFound:
                 continue
-    _count_failure(svc, request, number)
+    count_failed_look_up(svc, request, number)
     return None
 
 
@@ -197,7 +197,7 @@ def _guarded(request: Request, svc: Services, data: FormData) -> tuple[str, str,
             applicant_id,
             _render(request, svc, number=number, applicant_id=applicant_id, errors=errors, status=422),
         )
-    wait = _wait_seconds(svc, request, number)
+    wait = look_up_wait_s(svc, request, number)
     if wait is not None:
         minutes = max(1, round(wait / 60))
         return (
