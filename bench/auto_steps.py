@@ -67,6 +67,7 @@ steps:
   - {id: review, kind: approval, name: 人工审核, department: lnb, after: [check], when: not ok, limit: 3d}
   - {id: issue, kind: issue, name: 在线签发, department: lnb, after: [check, review], limit: 2h,
      certificates: [{key: card, name: 优待证, issuer: lnb}], delivery: [online], auto_issue: true}
+remedy: 如不服本决定，可在收到之日起六十日内向市人民政府申请行政复议，或者六个月内向区人民法院提起行政诉讼。
 """
 READY = "SELECT count(*) FROM tasks WHERE state = 'ready' AND kind = 'auto'"
 
