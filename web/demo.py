@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from orchestrator.engine import Engine
 from orchestrator.settings import Settings, connect_database, load_calendar
+from orchestrator.store import upgrade
 from orchestrator.store.models import Account, Case, Department, Membership, User
 
 from .accounts import add_centre, centres, open_accounts
@@ -48,6 +49,7 @@ def seed(settings: Settings, *, cases: int = 300, now: datetime | None = None) -
     now = now or datetime.now(UTC)
     db = connect_database(settings)
     try:
+        upgrade(db)  # an empty database gets its schema first, as `tongban publish` does
         with db.connect() as conn:
             if conn.execute(select(func.count()).select_from(Case)).scalar_one():
                 return "demo data already there: nothing added"
