@@ -394,6 +394,24 @@ def centres(db: Database) -> dict[str, ServiceCentre]:
 # log-in, sessions and tokens
 
 
+def wait_after_failures(
+    conn: Any, limits: Sequence[tuple[Any, str, int]], now: datetime, window_minutes: int
+) -> int | None:
+    """Seconds to wait before the next attempt when, for any (``login_attempts`` column, value, limit),
+    ``limit`` attempts failed within the last ``window_minutes``; None when none did. Log-ins and the
+    applicants' progress look-ups share it."""
+    since = now - timedelta(minutes=window_minutes)
+    for column, value, limit in limits:
+        count, oldest = conn.execute(
+            select(func.count(), func.min(LoginAttempt.at)).where(column == value, LoginAttempt.at > since)
+        ).one()
+        if count >= limit:
+            if oldest.tzinfo is None:  # SQLite hands the aggregate back naive
+                oldest = oldest.replace(tzinfo=UTC)
+            return max(1, int((oldest + timedelta(minutes=window_minutes) - now).total_seconds()) + 1)
+    return None
+
+
 def log_in(
     db: Database,
     username: str,
@@ -408,20 +426,17 @@ def log_in(
     password, a blocked account, or when the name or the address failed ``max_failures`` times in the
     last ``window_minutes`` (then ``retry_after`` says when to try again)."""
     now = _now()
-    since = now - timedelta(minutes=window_minutes)
     username = (username or "").strip()[:64]
     with db.connect() as conn:
-        failures = [
-            conn.execute(
-                select(func.count(), func.min(LoginAttempt.at)).where(column == value, LoginAttempt.at > since)
-            ).one()
-            for column, value in ((LoginAttempt.username, username), (LoginAttempt.ip, ip))
-        ]
         # an office behind one address has many people: the address may fail ten times as often as a name
-        for (count, oldest), limit in zip(failures, (max_failures, max_failures * IP_FAILURES_FACTOR), strict=True):
-            if count >= limit:
-                wait = int((oldest + timedelta(minutes=window_minutes) - now).total_seconds()) + 1
-                raise LoginRefused(f"登录失败次数过多，请 {max(wait, 1)} 秒后再试", retry_after=max(wait, 1))
+        wait = wait_after_failures(
+            conn,
+            [(LoginAttempt.username, username, max_failures), (LoginAttempt.ip, ip, max_failures * IP_FAILURES_FACTOR)],
+            now,
+            window_minutes,
+        )
+        if wait is not None:
+            raise LoginRefused(f"登录失败次数过多，请 {wait} 秒后再试", retry_after=wait)
         account = conn.execute(select(Account.password_hash, Account.active).where(Account.user_id == username)).first()
     ok = False
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Depends, Request
@@ -136,10 +135,6 @@ def require(*roles: str, api: bool = False) -> Callable[..., Any]:
         return viewer
 
     return check
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert
 from starlette.datastructures import FormData
 
 from orchestrator.engine import read
@@ -28,6 +28,7 @@ from orchestrator.engine.rules import CASE_FINAL
 from orchestrator.store.db import reading
 from orchestrator.store.models import LoginAttempt
 
+from ..accounts import wait_after_failures
 from ..deps import Services, WebError, client_ip, services
 from .window import form_data
 
@@ -80,21 +81,16 @@ def _keys(request: Request, number: str) -> tuple[str, str]:
 def look_up_wait_s(svc: Services, request: Request, number: str) -> int | None:
     """Seconds to wait before the next look-up, when this number or this address failed too often."""
     by_number, by_address = _keys(request, number)
-    moment = datetime.now(UTC)
-    since = moment - timedelta(minutes=WINDOW_MINUTES)
     with svc.engine.db.connect() as conn:
-        for column, value, limit in (
-            (LoginAttempt.username, by_number, MAX_FAILURES_PER_NUMBER),
-            (LoginAttempt.ip, by_address, MAX_FAILURES_PER_ADDRESS),
-        ):
-            count, oldest = conn.execute(
-                select(func.count(), func.min(LoginAttempt.at)).where(column == value, LoginAttempt.at > since)
-            ).one()
-            if count >= limit:
-                if oldest.tzinfo is None:
-                    oldest = oldest.replace(tzinfo=UTC)
-                return max(1, int((oldest + timedelta(minutes=WINDOW_MINUTES) - moment).total_seconds()) + 1)
-    return None
+        return wait_after_failures(
+            conn,
+            [
+                (LoginAttempt.username, by_number, MAX_FAILURES_PER_NUMBER),
+                (LoginAttempt.ip, by_address, MAX_FAILURES_PER_ADDRESS),
+            ],
+            datetime.now(UTC),
+            WINDOW_MINUTES,
+        )
 
 
 def count_failed_look_up(svc: Services, request: Request, number: str) -> None:
