@@ -176,6 +176,14 @@ def render(
     return graph.pipe(format=fmt)
 
 
+def inline_svg(svg: bytes | str, label: str) -> str:
+    """An SVG to put inside a page: without the XML prolog and doctype, named for screen readers. (SVG is
+    drawn at graphviz's 72 dpi, so its size and viewBox agree; only PNG is drawn at PNG_DPI.)"""
+    text = svg.decode("utf-8") if isinstance(svg, bytes) else svg
+    text = text[text.index("<svg") :]
+    return text.replace("<svg", f'<svg role="img" aria-label="{html.escape(label)}"', 1)
+
+
 @dataclass(frozen=True)
 class Wrapped:
     """One text of a chart as wrapped: the text, the width in columns and the lines drawn."""

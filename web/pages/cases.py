@@ -7,7 +7,6 @@ The views built here (``load_case``) serve the task page too (web/pages/tasks.py
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,7 @@ from orchestrator.engine.read.cases import CaseDetail, CasePath, EventView
 from orchestrator.engine.read.common import KIND_LABELS
 from orchestrator.engine.rules import DEEMED_CONSENT
 from orchestrator.engine.tasks import SYSTEM
-from orchestrator.render import flowchart
+from orchestrator.render import inline_svg, render
 from orchestrator.store.db import reading
 from orchestrator.store.models import Department, User
 
@@ -224,14 +223,9 @@ def flowchart_svg(definition: Definition, departments: dict[str, DepartmentSpec]
     found = _SVG_CACHE.get(key)
     if found is not None:
         return found
-    graph = flowchart(definition, departments, overlay, path.taken)
-    # graphviz scales an SVG's drawing by dpi/72 but not its viewBox, which then cuts the drawing off
-    graph.graph_attr["dpi"] = "72"
-    svg = graph.pipe(format="svg").decode("utf-8")
-    svg = svg[svg.index("<svg") :]  # inline: no XML prolog or doctype
+    svg = render(definition, departments, "svg", overlay, path.taken).decode("utf-8")
     svg = re.sub(r'(width|height)="([\d.]+)pt"', r'\1="\2px"', svg, count=2)  # 12-point labels as 12 px
-    title = html.escape(f"{definition.name} 流程图（实时状态）")
-    svg = svg.replace("<svg", f'<svg role="img" aria-label="{title}"', 1)
+    svg = inline_svg(svg, f"{definition.name} 流程图（实时状态）")
     if len(_SVG_CACHE) > 256:
         _SVG_CACHE.clear()
     _SVG_CACHE[key] = Markup(svg)

@@ -888,15 +888,7 @@ def heat_svg(
 
 
 def _fit(root: ET.Element) -> None:
-    """Let the chart scale to the page's width, down to 60% of its size. Graphviz draws at its dpi by a
-    scale() on the graph while the viewBox stays at 72 dpi (the width and height attributes make up for
-    it); without them the viewBox must cover the scaled drawing, or its right and bottom are cut off."""
-    graph = next((g for g in root.iter(f"{{{SVG_NS}}}g") if g.get("class") == "graph"), None)
-    scale = re.search(r"scale\(([\d.]+)[ ,]+([\d.]+)\)", graph.get("transform", "")) if graph is not None else None
-    box = [float(v) for v in root.get("viewBox", "").replace(",", " ").split()] if root.get("viewBox") else []
-    if scale is not None and len(box) == 4:
-        sx, sy = float(scale.group(1)), float(scale.group(2))
-        root.set("viewBox", f"{box[0] * sx:.2f} {box[1] * sy:.2f} {box[2] * sx:.2f} {box[3] * sy:.2f}")
+    """Let the chart scale to the page's width (its viewBox keeps the proportions), down to 60% of its size."""
     natural = re.match(r"([\d.]+)pt", root.get("width", ""))
     for name in ("width", "height"):
         root.attrib.pop(name, None)

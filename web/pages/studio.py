@@ -20,7 +20,7 @@ from orchestrator.definition.model import Definition, Department
 from orchestrator.definition.source import Problem
 from orchestrator.engine.errors import Busy, InvalidData
 from orchestrator.engine.publish import publish_text
-from orchestrator.render import KIND_LABELS, StepOverlay, render
+from orchestrator.render import KIND_LABELS, StepOverlay, inline_svg, render
 from orchestrator.store.db import reading
 from orchestrator.studio import (
     SIMULATED_CASES,
@@ -56,29 +56,26 @@ def flowchart_svg(
 ) -> Markup:
     """The flowchart as inline SVG (render's bytes without the XML prolog), named for screen readers."""
     svg = render(definition, departments, "svg", overlay).decode("utf-8")
-    return Markup(_sized(svg[svg.index("<svg") :], definition.name))
+    return Markup(_sized(svg, definition.name))
 
 
-_SIZE = re.compile(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"\s+viewBox="[\d. -]+"')
-_SCALE = re.compile(r'<g id="graph0" class="graph" transform="scale\(([\d.]+) ')
+_SIZE = re.compile(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"\s+viewBox="[\d.-]+ [\d.-]+ ([\d.]+) ([\d.]+)"')
 SHRINK = 0.6  # a wide chart shrinks to the page down to this share of its size, then scrolls sideways
 
 
 def _sized(svg: str, name: str) -> str:
-    """The drawing at graphviz's own size (72 dpi), shrinking to the page but not below SHRINK of it, so a
-    wide process scrolls rather than turning its text unreadable. Graphviz 2.43 scales the drawing for a
-    dpi other than 72 but leaves the viewBox in points (a browser would show it enlarged and cut off):
-    the viewBox becomes the drawn size."""
+    """The drawing at graphviz's own size, shrinking to the page but not below SHRINK of it, so a wide
+    process scrolls rather than turning its text unreadable."""
+    label = f"{name}流程图"
+    svg = svg[svg.index("<svg") :]
     found = _SIZE.match(svg)
     if found is None:  # not graphviz's usual head: leave its size alone
-        return svg.replace("<svg", f'<svg role="img" aria-label="{escape(name)}流程图"', 1)
-    width, height = (float(v) for v in found.groups())
-    scale = float(_SCALE.search(svg).group(1)) if _SCALE.search(svg) else 1.0
-    natural = width / scale * 4 / 3  # CSS pixels at 72 dpi
+        return inline_svg(svg, label)
+    width, height, box_width, box_height = (float(v) for v in found.groups())
     head = (
-        f'<svg role="img" aria-label="{escape(name)}流程图" width="{width / scale:.0f}pt" '
-        f'height="{height / scale:.0f}pt" viewBox="0 0 {width:g} {height:g}" '
-        f'style="min-width: {natural * SHRINK:.0f}px"'
+        f'<svg role="img" aria-label="{escape(label)}" width="{width:.0f}pt" height="{height:.0f}pt" '
+        f'viewBox="0 0 {box_width:g} {box_height:g}" '
+        f'style="min-width: {width * 4 / 3 * SHRINK:.0f}px"'
     )
     return head + svg[found.end() :]
 
