@@ -18,7 +18,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from orchestrator.store import connect, upgrade
-from orchestrator.store.db import _checkpointer, scratch_postgres
+from orchestrator.store import db as store_db
+from orchestrator.store.db import CHECKPOINT_INTERVAL_S, _checkpointer, scratch_postgres
 from orchestrator.store.migrate import current, head_revision
 from orchestrator.store.models import Base
 
@@ -65,6 +66,31 @@ def test_a_database_nobody_uses_is_no_longer_watched(tmp_path):
     del db, conn
     gc.collect()
     assert path not in _checkpointer.paths()
+
+
+def test_the_checkpointer_lets_go_of_a_file_once_its_engine_is_disposed(tmp_path, monkeypatch):
+    """The studio's simulation deletes its scratch folder right after dispose(); a checkpoint opening the
+    file meanwhile made its WAL again and removing the folder failed with 'Directory not empty'."""
+    path = str(tmp_path / "scratch.sqlite")
+    checkpointed: list[str] = []
+
+    def slow_checkpoint(file: str) -> None:  # as on a busy disk: the round is still running at dispose
+        time.sleep(CHECKPOINT_INTERVAL_S)
+        checkpointed.append(file)
+
+    monkeypatch.setattr(store_db, "_checkpoint", slow_checkpoint)
+    db = connect(f"sqlite:///{path}")
+    with db.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    assert _wait_for(lambda: path in checkpointed)
+    db.dispose()  # db itself stays referenced, as in a caller that deletes the folder next
+    after_dispose = len(checkpointed)
+    time.sleep(5 * CHECKPOINT_INTERVAL_S)
+    assert checkpointed[after_dispose:] == []
+    with db.connect() as conn:  # used again after dispose: watched again
+        conn.execute(sa.text("SELECT 1"))
+    assert _wait_for(lambda: len(checkpointed) > after_dispose)
+    db.dispose()
 
 
 def test_an_engine_collected_while_the_checkpointer_holds_its_lock_does_not_hang(tmp_path):

@@ -591,6 +591,7 @@ def _run(
 
     path = Path(definition_path)
     db = connect(url)
+    engine: Engine | None = None
     try:
         upgrade(db)
         clock = SimClock(start)
@@ -634,9 +635,10 @@ def _run(
         wall = wallclock.perf_counter() - began
         report = _count(engine, made, definition, result.version, shown, actions, wall, start, clock.now)  # type: ignore[arg-type]
         report.users = staff.users
-        engine.close()
         return report
     finally:
+        if engine is not None:
+            engine.close()
         db.dispose()
 
 

@@ -47,7 +47,7 @@ def connect(url: str | None = None, *, sqlite_synchronous: str = "FULL", **engin
         engine = create_engine(url, connect_args=connect_args, **engine_options)
         _sqlite_setup(engine, sqlite_synchronous, int(float(connect_args["timeout"]) * 1000))
         if path and path != ":memory:":
-            _checkpointer.watch(engine, path)
+            _checkpoint_while_open(engine, path)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
@@ -116,6 +116,7 @@ class _Checkpointer:
         # callback taking that lock again deadlocked the process.
         self._watched: dict[int, tuple[weakref.ref[Engine], str]] = {}
         self._lock = threading.Lock()
+        self._round = threading.Lock()  # held while a round of checkpoints runs
         self._thread: threading.Thread | None = None
 
     def watch(self, engine: Engine, path: str) -> None:
@@ -124,6 +125,14 @@ class _Checkpointer:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="tongban-wal-checkpoint", daemon=True)
                 self._thread.start()
+
+    def forget(self, engine: Engine) -> None:
+        """Stop checkpointing for ``engine``; returns once no checkpoint of its file is running, so the
+        caller may delete the file (a checkpoint opening it after its WAL was deleted makes a new one)."""
+        with self._lock:
+            self._watched.pop(id(engine), None)
+        with self._round:
+            pass
 
     def paths(self) -> set[str]:
         """The files of the engines still alive; the entries of collected ones are dropped."""
@@ -142,8 +151,9 @@ class _Checkpointer:
     def _run(self) -> None:
         while True:
             time.sleep(CHECKPOINT_INTERVAL_S)
-            for path in self.paths():
-                _checkpoint(path)
+            with self._round:
+                for path in self.paths():
+                    _checkpoint(path)
 
 
 def _checkpoint(path: str) -> None:
@@ -162,6 +172,20 @@ def _checkpoint(path: str) -> None:
 
 
 _checkpointer = _Checkpointer()
+
+
+def _checkpoint_while_open(engine: Engine, path: str) -> None:
+    """Checkpoint ``path`` while ``engine`` is in use: from its creation and again from the first
+    connection after a dispose, never after ``engine.dispose()`` returned."""
+    _checkpointer.watch(engine, path)
+    event.listen(engine, "engine_disposed", _checkpointer.forget)
+    reference = weakref.ref(engine)  # the listener lives on the engine: no cycle keeping it alive
+
+    def watch_again(*_: Any) -> None:
+        if (alive := reference()) is not None:
+            _checkpointer.watch(alive, path)
+
+    event.listen(engine, "connect", watch_again)
 
 
 @contextmanager
