@@ -25,7 +25,7 @@ from typing import Literal
 
 import graphviz
 
-from .definition.model import Definition, Department, Step
+from .definition.model import Certificate, Definition, Department, Step
 from .textwrap_zh import NBSP, wrap
 
 Format = Literal["svg", "png", "dot"]
@@ -551,24 +551,12 @@ def _certificates(step: Step, definition: Definition, columns: int) -> str:
     return f'<table border="0" cellborder="0" cellspacing="2" cellpadding="2">{"".join(rows)}</table>'
 
 
-def certificate_condition(definition: Definition, certificate: object) -> str | None:
-    """When a certificate is issued, readably (``None``: always).
-
-    A certificate goes out when the step that produces it ran and approved. That step is one of its
-    issuer's own steps: the one whose id is the certificate's key, else the one whose name shares
-    the most with the certificate's name; if none does, the certificate is conditional only when
-    every step of its issuer is."""
-    issuer = getattr(certificate, "issuer", None)
-    own = [s for s in definition.steps if s.department == issuer and s.kind not in ("acceptance", "issue", "notify")]
-    if not own:
+def certificate_condition(definition: Definition, certificate: Certificate) -> str | None:
+    """When a certificate is issued, readably (``None``: always): when one of its producing steps
+    (Definition.producing_steps, the rule the engine issues by) ran and approved."""
+    producers = definition.producing_steps(certificate)
+    if not producers:
         return None
-    key, name = getattr(certificate, "key", ""), getattr(certificate, "name", "")
-    producer = next((s for s in own if s.id == key), None)
-    if producer is None:
-        scored = sorted(own, key=lambda s: -_common(s.name, name))
-        if _common(scored[0].name, name) >= 2:
-            producer = scored[0]
-    producers = [producer] if producer is not None else own
     conditions = [_run_condition(definition, s) for s in producers]
     if any(not c for c in conditions):
         return None
@@ -596,18 +584,6 @@ def _run_condition(definition: Definition, step: Step) -> list[str]:
 
     conditions = of(step)
     return conditions
-
-
-def _common(a: str, b: str) -> int:
-    """Length of the longest common substring."""
-    best = 0
-    for i in range(len(a)):
-        for j in range(i + best + 1, len(a) + 1):
-            if a[i:j] in b:
-                best = j - i
-            else:
-                break
-    return best
 
 
 def _add_edges(

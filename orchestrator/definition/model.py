@@ -199,6 +199,11 @@ class Certificate(_Spec):
     key: Ident
     name: str
     issuer: Ident
+    steps: list[Ident] = Field(
+        default_factory=list,
+        description="the issuer's steps whose approval produces it (any one suffices); default: the issuer's "
+        "step whose id is the certificate's key, else every step of the issuer",
+    )
 
 
 class _Step(_Spec):
@@ -348,6 +353,18 @@ class Definition(_Spec):
                 result[before].append(step.id)
         return result
 
+    def producing_steps(self, certificate: Certificate) -> list[Step]:
+        """The steps whose approval produces ``certificate`` (any one suffices): those it names, else its
+        issuer's step whose id is its key, else every step of its issuer. The engine issues it by this
+        rule and the flowchart draws it conditional by it."""
+        if certificate.steps:
+            return [self.steps_by_id[step_id] for step_id in certificate.steps]
+        own = self.issuer_steps(certificate.issuer)
+        return [step for step in own if step.id == certificate.key] or own
+
+    def issuer_steps(self, department: str) -> list[Step]:
+        return [step for step in self.steps if decides(step, department)]
+
     @property
     def entry(self) -> Step:
         return next(step for step in self.steps if step.kind == "acceptance")
@@ -361,6 +378,17 @@ class Definition(_Spec):
             for participant in getattr(step, "participants", ()):
                 seen[participant] = None
         return list(seen)
+
+
+PASSING_KINDS = frozenset({"acceptance", "issue", "notify"})  # steps that decide nothing themselves
+
+
+def decides(step: Any, department: str) -> bool:
+    """Whether ``department`` takes a decision in ``step``: it owns it or takes part (a survey's or a
+    会签's participant). The window's acceptance, issuing and notices decide nothing."""
+    return step.kind not in PASSING_KINDS and (
+        step.department == department or department in getattr(step, "participants", ())
+    )
 
 
 HANDLER_ROLE = "handler"  # every department has it: its staff who work its queue (承办人)

@@ -26,6 +26,7 @@ from .model import (
     DepartmentsFile,
     FormField,
     Step,
+    decides,
 )
 from .source import Loc, Problem, SourceError, YamlSource, did_you_mean
 
@@ -132,6 +133,33 @@ def _model_at(loc: Loc, data: Any, m: Any) -> Any:
 
 # ---------------------------------------------------------------------------------------------
 # departments
+
+
+def _producing_step_problems(source: YamlSource, loc: Loc, certificate: Any, steps: dict) -> list[Problem]:
+    """A certificate's ``steps`` name steps its issuer decides; without them, a certificate whose issuer
+    decides several steps, some conditional and some not, likely goes out more often than meant."""
+    own = {step_id: s for step_id, (_, s) in steps.items() if decides(s, certificate.issuer)}
+    found = [
+        source.problem(
+            (*loc, "steps", index),
+            f"certificate {certificate.key!r} names step {step_id!r}, which is no step {certificate.issuer!r} "
+            f"decides{did_you_mean(step_id, own)}",
+        )
+        for index, step_id in enumerate(certificate.steps)
+        if step_id not in own
+    ]
+    conditional = [step_id for step_id, s in own.items() if s.when is not None]
+    if not certificate.steps and certificate.key not in own and 0 < len(conditional) < len(own):
+        found.append(
+            source.problem(
+                (*loc, "key"),
+                f"certificate {certificate.key!r} goes out whenever {certificate.issuer!r} approves any of its "
+                f"steps ({', '.join(own)}), one of which always runs, though {', '.join(conditional)} may be "
+                f"skipped; if it comes from those, say so with steps: [{', '.join(conditional)}]",
+                warning=True,
+            )
+        )
+    return found
 
 
 def load_departments(path: str | Path) -> dict[str, Department]:
@@ -488,6 +516,8 @@ def _check(parts: _Parts, departments: Mapping[str, Department], path: Path) -> 
                         f"step {step.id!r}: certificate {certificate.key!r} issuer {certificate.issuer!r} is no "
                         f"department of this process{did_you_mean(certificate.issuer, process_departments)}",
                     )
+                place = (*loc, "certificates", position)
+                problems.extend(_producing_step_problems(source, place, certificate, parts.steps))
 
     # warnings: valid, but probably not meant -----------------------------------------------------
     if not cycle_members and nx.is_directed_acyclic_graph(graph):

@@ -7,12 +7,12 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from ..definition.model import Definition, Step
+from ..definition.model import Certificate, Definition, Step
 from ..store import prepared
 from . import dag
 from .refusals import cancel_pending, propose_refusal
 from .rules import LEADER, NEGATIVE_REPORT_STEP, TASK_OPEN
-from .tasks import SYSTEM, NewTask, Row, new_task, step_state, step_states
+from .tasks import SYSTEM, NewTask, Row, approved_steps, new_task, step_state, step_states
 from .unit import Tx
 
 
@@ -135,13 +135,8 @@ def send_notice(tx: Tx, step: Any, row: Row) -> None:
 
 def issue_online(tx: Tx, step: Any, row: Row, made: list[Row]) -> None:
     """在线签发电子证照 (``auto_issue``): the step's e-certificates are issued online by the system and the
-    step completes; as for a person's 出件, a certificate goes out only if its issuer approved its own
-    step in this case."""
-    approved = {
-        t["department"]
-        for t in [*tx.tasks(), *made]
-        if t["state"] == "completed" and t["outcome"] == "approve" and not t["superseded"] and t["kind"] != "acceptance"
-    }
+    step completes; as for a person's 出件, only the certificates one of whose producing steps approved."""
+    definition = tx.definition()
     number = tx.case["number"]
     certificates = [
         {
@@ -155,8 +150,7 @@ def issue_online(tx: Tx, step: Any, row: Row, made: list[Row]) -> None:
             "tracking_number": None,
             "issued_at": tx.now,
         }
-        for c in step.certificates
-        if c.issuer in approved
+        for c in issuable(definition, step.certificates, [*tx.tasks(), *made])
     ]
     if certificates:
         prepared.execute_many(tx.conn, tx.sql("insert_certificates"), certificates)
@@ -174,6 +168,13 @@ def issue_online(tx: Tx, step: Any, row: Row, made: list[Row]) -> None:
         sla_state=None,
         work_minutes=0,  # decided the moment it was reached
     )
+
+
+def issuable(definition: Definition, certificates: list[Certificate], tasks: list[Row]) -> list[Certificate]:
+    """The certificates to issue: those one of whose producing steps (Definition.producing_steps) approved
+    in this case. A certificate of a step that was skipped or refused does not go out."""
+    approved = approved_steps(tasks)
+    return [c for c in certificates if any(s.id in approved for s in definition.producing_steps(c))]
 
 
 def start_work(tx: Tx, task: Row, actor: str) -> None:

@@ -159,6 +159,15 @@ def step_states(tasks: list[Row]) -> dict[str, str]:
     return {step_id: step_state(task) for step_id, task in latest(tasks).items() if step_id not in CASE_STEPS}
 
 
+def approved_steps(tasks: list[Row]) -> set[str]:
+    """The steps whose newest task was completed and approved, and not undone by a 退回."""
+    return {
+        step_id
+        for step_id, task in latest(tasks).items()
+        if not task["superseded"] and task["state"] == "completed" and task["outcome"] == "approve"
+    }
+
+
 def step_state(task: Row) -> str:
     """What the newest task of a step says of the step (for dag.advance)."""
     if task["superseded"]:

@@ -526,3 +526,43 @@ def test_an_issue_step_behind_conditional_steps_only_is_a_warning(departments):
     ]
     fixed = text.replace("after: [bundle]", "after: [bundle, licence]")
     assert check_definition("t.yaml", departments, text=fixed)[1] == []
+
+
+CERTIFICATE_STEPS = """\
+- {id: accept, kind: acceptance, name: 受理, department: zwfw, limit: 1h}
+- {id: licence, kind: approval, name: 执照, department: scjg, after: [accept], limit: 4h}
+- {id: annex, kind: approval, name: 附页, department: scjg, after: [licence], when: employees > 10, limit: 2h}
+- {id: issue, kind: issue, name: 出件, department: zwfw, after: [licence, annex], limit: 1h,
+   certificates: [{key: annex_page, name: 执照附页, issuer: scjg}]}
+"""
+
+
+def test_a_certificate_whose_issuer_decides_a_conditional_and_an_unconditional_step_is_a_warning(departments):
+    """The engine issues it whenever its issuer approved any of its steps: here whenever `licence` ran,
+    though the 附页 comes from `annex`, skipped for small companies. `steps` says where it comes from."""
+    from orchestrator.definition.validator import check_definition
+
+    text = HEAD + CERTIFICATE_STEPS + TAIL
+    definition, warnings = check_definition("t.yaml", departments, text=text)
+    assert [w.message for w in warnings] == [
+        "certificate 'annex_page' goes out whenever 'scjg' approves any of its steps (licence, annex), one of "
+        "which always runs, though annex may be skipped; if it comes from those, say so with steps: [annex]"
+    ]
+    assert [s.id for s in definition.producing_steps(definition.steps_by_id["issue"].certificates[0])] == [
+        "licence",
+        "annex",
+    ]
+    fixed = text.replace("issuer: scjg}", "issuer: scjg, steps: [annex]}")
+    definition, warnings = check_definition("t.yaml", departments, text=fixed)
+    assert warnings == []
+    assert [s.id for s in definition.producing_steps(definition.steps_by_id["issue"].certificates[0])] == ["annex"]
+
+
+def test_a_certificate_naming_a_step_its_issuer_does_not_decide_is_refused_at_the_line(departments):
+    text = HEAD + CERTIFICATE_STEPS.replace("issuer: scjg}", "issuer: scjg, steps: [anex, accept]}") + TAIL
+    with pytest.raises(SourceError) as raised:
+        load_definition("t.yaml", departments, text=text)
+    assert [str(p).split(": ", 1)[1] for p in raised.value.problems] == [
+        "certificate 'annex_page' names step 'anex', which is no step 'scjg' decides (did you mean 'annex'?)",
+        "certificate 'annex_page' names step 'accept', which is no step 'scjg' decides",
+    ]

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.definition.validator import load_definition, load_departments
 from orchestrator.engine import Conflict, InvalidData, NotAllowed
+from orchestrator.engine.publish import store_definition
 
+from ..conftest import FIXTURES
 from .helpers import (
     KAIBAN_APPLICANT,
     accepted_kaiban,
@@ -214,6 +217,44 @@ def test_issuing_by_mail_records_the_certificates_and_completes_the_case(engine,
     ]
     (told,) = notifications(engine, case_id, "case_completed")
     assert told["recipient_user"] == KAIBAN_APPLICANT["id"]
+
+
+def publish_with_annex(engine, clock) -> None:
+    """cert-mini: kaiban-mini whose 市场监管 also reviews a conditional 执照附页 (when employees > 10),
+    the 附页 a certificate of its own produced by that step alone."""
+    text = (FIXTURES / "kaiban-mini.yaml").read_text(encoding="utf-8").replace("key: kaiban-mini", "key: cert-mini")
+    text = text.replace(
+        "  - {id: issue, kind: issue, name: 统一出件, department: zwfw, after: [seal, invoice, social], limit: 1h,\n"
+        "     certificates: [{key: business_licence, name: 营业执照, issuer: scjg}], delivery: [window, mail]}",
+        "  - {id: annex, kind: approval, name: 执照附页审核, department: scjg, after: [licence],\n"
+        "     when: employees > 10, limit: 2h}\n"
+        "  - {id: issue, kind: issue, name: 统一出件, department: zwfw, after: [seal, invoice, social, annex],\n"
+        "     limit: 1h, delivery: [window, mail], certificates: [\n"
+        "       {key: business_licence, name: 营业执照, issuer: scjg},\n"
+        "       {key: annex_page, name: 执照附页, issuer: scjg, steps: [annex]}]}",
+    )
+    assert "annex_page" in text
+    departments = load_departments(FIXTURES / "departments.yaml")
+    definition = load_definition(FIXTURES / "cert-mini.yaml", departments, text=text)
+    with engine.db.begin() as conn:
+        store_definition(conn, definition, text, clock())
+
+
+@pytest.mark.parametrize(("employees", "issued"), [(2, ["business_licence"]), (20, ["business_licence", "annex_page"])])
+def test_a_certificate_goes_out_only_if_its_own_step_ran_though_its_issuer_approved_another(
+    engine, clock, employees, issued
+):
+    publish_with_annex(engine, clock)
+    form = {"company_name": "甲公司", "needs_seal": False, "employees": employees}
+    case_id = engine.submit_case("cert-mini", KAIBAN_APPLICANT, form, ["id_card", "lease"])
+    engine.accept_case(case_id, "zwfw1")
+    engine.complete_task(open_tasks(engine, case_id)["licence"], "scjg1")
+    for step, user in (("invoice", "swj1"), ("social", "rsj1"), ("annex", "scjg2")):
+        if step in open_tasks(engine, case_id):
+            engine.complete_task(open_tasks(engine, case_id)[step], user)
+    assert step_states(engine, case_id)["annex"] == ("completed" if employees > 10 else "skipped")
+    engine.issue_certificates(open_tasks(engine, case_id)["issue"], "zwfw1")
+    assert [c["key"] for c in rows_of(engine, "certificates", case_id)] == issued
 
 
 def test_without_given_numbers_the_case_number_makes_one(engine):

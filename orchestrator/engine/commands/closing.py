@@ -9,8 +9,8 @@ from ...definition.limits import Limit
 from ...store import prepared
 from ...store.models import Evaluation, Urge
 from ..errors import Conflict, InvalidData
-from ..progress import cancel_open, complete, progress, start_work
-from ..rules import CASE_STEPS, RECTIFICATION_STEP, TASK_OPEN, require
+from ..progress import cancel_open, complete, issuable, progress, start_work
+from ..rules import RECTIFICATION_STEP, TASK_OPEN, require
 from ..tasks import new_task
 from ..unit import Tx
 from .clock import end_suspension
@@ -39,7 +39,7 @@ def issue_certificates(
 ) -> list[str]:
     """证照发放 / 出件: record the certificates of the issue step and complete it. Returns the numbers.
 
-    A certificate is issued only if its issuing department approved its own step in this case.
+    A certificate is issued only if one of its producing steps approved in this case (progress.issuable).
     """
     _, member = tx.lock_case_of_task(task_id, actor)
     task = tx.task(task_id)
@@ -51,15 +51,6 @@ def issue_certificates(
         raise InvalidData(f"delivery {delivery!r}: this step delivers by {', '.join(step.delivery)}")
     if delivery == "mail" and not tracking_number:
         raise InvalidData("mail delivery (免费邮寄) needs the tracking number")
-    approved = {
-        t["department"]
-        for t in tx.tasks()
-        if t["state"] == "completed"
-        and t["outcome"] == "approve"
-        and not t["superseded"]
-        and t["kind"] != "acceptance"
-        and t["step_id"] not in CASE_STEPS
-    }
     unknown = [k for k in numbers if k not in {c.key for c in step.certificates}]
     if unknown:
         raise InvalidData("unknown certificates", [f"{k!r} is not issued by step {step.id}" for k in unknown])
@@ -75,8 +66,7 @@ def issue_certificates(
             "tracking_number": tracking_number,
             "issued_at": tx.now,
         }
-        for c in step.certificates
-        if c.issuer in approved
+        for c in issuable(definition, step.certificates, tx.tasks())
     ]
     try:  # no savepoint: the refusal rolls the whole transition back anyway
         prepared.execute_many(tx.conn, tx.sql("insert_certificates"), rows)
