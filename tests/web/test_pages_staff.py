@@ -169,6 +169,7 @@ def test_claim_and_release_from_the_list_update_the_row_in_place(engine, clock, 
     refused = as_user("scjg2").post(f"/tasks/{licence}/claim", htmx=True, target=f"task-{licence}")
     assert refused.headers["HX-Retarget"] == "#messages" and "flash error" in refused.text
     assert "claimed" in refused.text or "签收" in refused.text
+    assert "可能已由他人处理" in refused.text  # what happened, said in Chinese before the engine's detail
     row = scjg.post(f"/tasks/{licence}/release", htmx=True, target=f"task-{licence}")
     assert "待签收" in row.text and task_row(engine, licence)["state"] == "ready"
 
