@@ -304,6 +304,7 @@ def run_week(engine, clock) -> Week:
         engine.complete_task(open_tasks(engine, monday.c)[step], user)
     engine.issue_certificates(open_tasks(engine, monday.c)["issue"], "zwfw1", "window")
     clock.set(at(9, 11))
+    engine.sweep()  # F's licence, due last week: 红牌
     return Week(monday, f)
 
 
