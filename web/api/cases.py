@@ -19,7 +19,7 @@ from orchestrator.engine.errors import InvalidData
 from orchestrator.engine.forms import check_form
 from orchestrator.engine.read import CaseFilter, case_detail, case_path, search_cases, step_names
 from orchestrator.engine.read.common import department_names
-from orchestrator.engine.read.search import Channel
+from orchestrator.engine.read.search import MAX_VISITS, Channel
 from orchestrator.engine.unit import find_case_by_idempotency_key
 from orchestrator.render import render
 from orchestrator.store.db import reading
@@ -255,8 +255,8 @@ def list_cases(
             "(差评整改 and 否定报备 aside)",
         ),
     ] = None,
-    visits: Annotated[int | None, Query(ge=0, le=99, description="跑动次数, exactly")] = None,
-    max_visits: Annotated[int | None, Query(ge=0, le=99, description="跑动次数, at most")] = None,
+    visits: Annotated[int | None, Query(ge=0, le=MAX_VISITS, description="跑动次数, exactly")] = None,
+    max_visits: Annotated[int | None, Query(ge=0, le=MAX_VISITS, description="跑动次数, at most")] = None,
     cursor: CursorText = None,
     limit: Limit = 50,
     viewer: Viewer = Depends(case_reader),

@@ -32,6 +32,7 @@ from orchestrator.engine.read.common import (
     department_names,
     latest_definition_names,
 )
+from orchestrator.engine.read.search import MAX_VISITS
 from orchestrator.store.db import reading
 
 from ..accounts import Viewer, centres
@@ -103,7 +104,6 @@ def cases_link(**filters: str | None) -> str:
 
 CHANNEL_LABELS = {"online": "网上申请", "window": "窗口申请"}
 FLAGS = {"1": True, "0": False}
-MAX_VISITS = 99
 SHOWN = 32  # characters of a bad value shown back
 
 

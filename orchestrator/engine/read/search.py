@@ -48,7 +48,8 @@ _case_visits = literal_column(CASE_VISITS, Integer)
 
 
 Channel = Literal["online", "window"]
-Visits = Annotated[int, Field(ge=0, le=99)]
+MAX_VISITS = 99
+Visits = Annotated[int, Field(ge=0, le=MAX_VISITS)]
 StepId = Annotated[str, Field(min_length=1, max_length=64)]
 Code = Annotated[str, Field(min_length=1, max_length=32)]
 
