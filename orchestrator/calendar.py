@@ -73,6 +73,7 @@ __all__ = [
     "CalendarError",
     "CalendarOverrides",
     "Due",
+    "day_span",
     "library_years",
     "load_overrides",
 ]
@@ -80,6 +81,15 @@ __all__ = [
 TZ = ZoneInfo("Asia/Shanghai")
 _ONE_DAY = timedelta(days=1)
 _ZERO = timedelta(0)
+
+
+def day_span(first: date | None, last: date | None) -> tuple[datetime | None, datetime | None]:
+    """Whole days ``first`` to ``last``, both included (Asia/Shanghai), as the moments [start, end): midnight
+    at the start of ``first`` and after ``last``; a side not given stays None (open). How the pages' date
+    ranges become a read's period."""
+    start = datetime.combine(first, time(), TZ) if first else None
+    end = datetime.combine(last + _ONE_DAY, time(), TZ) if last else None
+    return start, end
 
 
 class CalendarError(ValueError):

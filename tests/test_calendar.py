@@ -442,3 +442,12 @@ def _shared() -> BusinessCalendar:
 
 def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def test_day_span_turns_whole_days_both_included_into_a_period():
+    assert calmod.day_span(date(2026, 3, 1), date(2026, 3, 31)) == (
+        datetime(2026, 3, 1, tzinfo=TZ),
+        datetime(2026, 4, 1, tzinfo=TZ),  # midnight after the last day, in Shanghai: 16:00 UTC the day before
+    )
+    assert calmod.day_span(None, date(2026, 3, 1)) == (None, datetime(2026, 3, 2, tzinfo=TZ))
+    assert calmod.day_span(date(2026, 3, 1), None) == (datetime(2026, 3, 1, tzinfo=TZ), None)

@@ -275,3 +275,115 @@ def test_the_nightly_job_keeps_the_summary_the_dashboard_reads(engine, clock, tm
     jobs.daily_report()
     with reading(engine.db) as conn:
         assert r.summarized_through(conn) == at(3, 0).date()  # Monday is in work_days
+
+
+# ----------------------------------------------------------------------------------------------
+# the case search keeps exactly the cases behind a figure (CaseFilter's dashboard fields)
+
+
+@dataclass
+class Week:
+    monday: Monday
+    f: int  # online, submitted and accepted Tuesday, left open (live)
+
+
+def run_week(engine, clock) -> Week:
+    """The Monday, then Tuesday 2026-03-03 and the Monday after (2026-03-09), every event on its own day."""
+    monday = run_monday(engine, clock)
+    clock.set(at(3, 10))
+    engine.complete_task(monday.licence_c, "scjg1")  # C's licence, a day late
+    report = open_tasks(engine, monday.d)["__negative_report__"]
+    engine.confirm_refusal(report, "zwfw_boss", "同意不予受理")  # D closes (不予受理) Tuesday
+    clock.set(at(3, 11))
+    engine.evaluate_case(monday.d, APPLICANT, 3)
+    engine.complete_task(monday.rectification, "zwfw1", "approve", "已回访")  # B's 差评整改
+    f = submit_kaiban(engine, channel="online")
+    engine.accept_case(f, "zwfw1")
+    clock.set(at(9, 10))  # C closes the Monday after, its certificate collected at the window
+    for step, user in (("seal", "gaj1"), ("invoice", "swj1"), ("social", "rsj1")):
+        engine.complete_task(open_tasks(engine, monday.c)[step], user)
+    engine.issue_certificates(open_tasks(engine, monday.c)["issue"], "zwfw1", "window")
+    clock.set(at(9, 11))
+    engine.sweep()  # F's licence, due last week: 红牌
+    return Week(monday, f)
+
+
+def test_each_dashboard_filter_of_the_case_search_keeps_exactly_its_cases(engine, clock):
+    week = run_week(engine, clock)
+    m = week.monday
+    tuesday, next_monday = (at(3, 0), at(4, 0)), (at(9, 0), at(10, 0))
+
+    def found(**filters) -> set[int]:
+        with reading(engine.db) as conn:
+            return {c.id for c in r.search_cases(conn, r.CaseFilter(**filters), now=clock(), calendar=CAL, limit=500)}
+
+    everything = {m.a, m.b, m.c, m.d, m.e, week.f}
+    assert found() == everything
+    assert found(live=True) == {week.f} and found(live=False) == everything - {week.f}
+    assert found(channel="online") == {m.b, week.f} and found(channel="window") == {m.a, m.c, m.d, m.e}
+    assert found(at_centre=True) == {m.a, m.d, m.e} and found(at_centre=False) == {m.b, m.c, week.f}
+    assert found(channel="window", at_centre=True, submitted_from=tuesday[0]) == set()
+    # closed (any outcome): A, B, E Monday, D (不予受理) Tuesday, C the Monday after; F is open
+    assert found(closed_from=MONDAY[0], closed_to=MONDAY[1]) == {m.a, m.b, m.e}
+    assert found(closed_from=tuesday[0], closed_to=tuesday[1]) == {m.d}
+    assert found(closed_from=tuesday[0]) == {m.c, m.d} and found(closed_to=tuesday[0]) == {m.a, m.b, m.e}
+    assert found(state="completed", closed_from=MONDAY[0]) == {m.a, m.b, m.c, m.e}
+    # a task completed: of the department, of the step, in the period — one task meets them all
+    assert found(done_department="scjg", done_from=MONDAY[0], done_to=MONDAY[1]) == {m.a, m.b, m.e}
+    assert found(done_department="scjg", done_from=tuesday[0], done_to=tuesday[1]) == {m.c}
+    assert found(done_step="licence") == {m.a, m.b, m.c, m.e}
+    assert found(done_department="gaj", done_step="licence") == set()  # A's and E's gaj task is the seal
+    assert found(done_department="gaj", done_to=MONDAY[1]) == {m.a, m.e}
+    # 差评整改 and 否定报备 count for their department, as in the per-department figures (F: its acceptance)
+    assert found(done_department="zwfw", done_from=tuesday[0], done_to=tuesday[1]) == {m.b, m.d, week.f}
+    assert found(done_step="__rectification__") == {m.b} and found(done_step="__negative_report__") == {m.d}
+    # rated in the period, and for a department: one that completed a task of the case
+    assert found(rated_from=MONDAY[0], rated_to=MONDAY[1]) == {m.a, m.b, m.e}
+    assert found(rated_from=tuesday[0]) == {m.d} and found(rated_to=next_monday[1]) == {m.a, m.b, m.d, m.e}
+    assert found(rated_department="gaj") == {m.a, m.e}  # B skipped the seal
+    assert found(rated_department="scjg", rated_from=MONDAY[0], rated_to=MONDAY[1]) == {m.a, m.b, m.e}
+    # visits: B and F online, delivered by mail or not yet (0); A window, by mail (1); D window (1);
+    # C window, collected at the window (2); E window, a 补正 round, collected at the window (3)
+    assert found(visits=0) == {m.b, week.f} and found(visits=1) == {m.a, m.d}
+    assert found(visits=2) == {m.c} and found(visits=3) == {m.e}
+    assert found(max_visits=1) == {m.a, m.b, m.d, week.f}
+    assert found(max_visits=1, closed_from=MONDAY[0], closed_to=MONDAY[1]) == {m.a, m.b}
+
+    # each figure of these days: the number of cases found is the figure
+    with reading(engine.db) as conn:
+        for start, end in (MONDAY, tuesday, next_monday, (MONDAY[0], next_monday[1])):
+            board = r.dashboard(conn, start, end)
+            plan = p.plan_targets(conn, start, end)
+            rated = p.ratings(conn, start, end)
+            period = {"closed_from": start, "closed_to": end}
+            for f in board.definitions:
+                completed = found(definition_key=f.definition_key, state="completed", **period)
+                assert len(completed) == f.completed, (start, f.definition_key)
+                assert len(found(definition_key=f.definition_key, live=True)) == f.open
+            submitted = {"submitted_from": start, "submitted_to": end}
+            assert len(found(channel="online", **submitted)) == plan.online
+            assert len(found(channel="window", at_centre=True, **submitted)) == plan.at_centre
+            assert len(found(max_visits=1, **period)) == plan.at_most_one_visit
+            assert {n: len(found(visits=n, **period)) for n in plan.visits} == plan.visits
+            for row in rated.by_department:
+                assert len(found(rated_department=row.code, rated_from=start, rated_to=end)) == row.total, row
+            for row in rated.by_definition:
+                assert len(found(definition_key=row.code, rated_from=start, rated_to=end)) == row.total, row
+
+
+def test_a_case_filter_wants_aware_times_and_a_sane_number_of_visits():
+    with pytest.raises(ValueError, match="naive datetime"):
+        r.CaseFilter(done_from=at(2, 0).replace(tzinfo=None))
+    with pytest.raises(ValueError):
+        r.CaseFilter(max_visits=-1)
+    with pytest.raises(ValueError):
+        r.CaseFilter(channel="fax")
+
+
+def test_step_names_are_every_published_versions_and_the_case_steps(engine):
+    with reading(engine.db) as conn:
+        kaiban = r.step_names(conn, "kaiban-mini")
+        every = r.step_names(conn)
+    assert kaiban["licence"] == "营业执照核发" and kaiban["__rectification__"] == "差评整改"
+    assert "__negative_report__" in kaiban and set(kaiban) < set(every)
+    assert {"accept", "licence", "seal", "invoice", "social", "issue"} <= set(kaiban)

@@ -108,3 +108,24 @@ def test_the_dashboard_reads_its_covering_and_partial_indexes(bench_data):
     if db.dialect.name == "postgresql":
         open_indexes += ["ix_tasks_open_due", "ix_tasks_open_warn", "ix_tasks_open_key"]
     assert any(reads_index(live_tasks_plan, index, bitmap=True) for index in open_indexes), live_tasks_plan
+
+
+def test_the_case_search_finds_a_figures_cases_without_reading_every_task(bench_data):
+    """The dashboard's filters (a task completed, a rating's department, visits) probe the tasks of each
+    case by an index (ix_tasks_case, or ix_tasks_completed's period), never the whole table."""
+    db, bench = bench_data
+    now = bench.REFERENCE_NOW
+    month = (now - timedelta(days=30), now)
+    searches = {
+        "done": read.CaseFilter(done_department="d12", done_from=month[0], done_to=month[1]),
+        "step": read.CaseFilter(definition_key="bench-def-0", done_step="step2", done_from=month[0], done_to=month[1]),
+        "rated": read.CaseFilter(rated_department="d12", rated_from=month[0], rated_to=month[1]),
+        "visits": read.CaseFilter(max_visits=1, closed_from=month[0], closed_to=month[1]),
+    }
+    for name, filters in searches.items():
+        with captured(db) as seen, reading(db) as conn:
+            read.search_cases(conn, filters, now=now, calendar=CAL)
+        statement = next(s for s in seen if "ORDER BY cases.submitted_at DESC" in s[0])
+        with reading(db) as conn:
+            text = plan(conn, *statement)
+        assert _no_full_scan(text, ("tasks",)), (name, text)

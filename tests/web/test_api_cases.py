@@ -9,6 +9,7 @@ from sqlalchemy import select
 from orchestrator.store.models import Case
 from web.accounts import add_account, audit_entries, case_views
 
+from ..engine.test_performance import run_week
 from .api_support import APPLICANT, Api, application
 from .conftest import PASSWORD
 
@@ -184,12 +185,44 @@ def test_the_list_pages_newest_first_filters_and_masks(api, clock):
         {"submitted_from": "0001-01-01T00:00:00+14:00"},
         {"number": "TB\x00"},
         {"applicant": "x" * 201},
+        {"live": "maybe"},
+        {"channel": "fax"},
+        {"visits": -1},
+        {"max_visits": 100},
+        {"done_from": "2026-03-02T10:00:00"},
+        {"rated_to": "9999-12-31T23:59:59-14:00"},
+        {"department": "nowhere"},
+        {"rated_department": "Bad!"},
+        {"step": "nowhere"},
+        {"step": "licence", "definition": "survey-mini"},
     ],
 )
 def test_bad_list_parameters_are_422(api, params):
     answer = api.get("manager", "/api/cases", params=params)
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"] == "invalid_data"
+
+
+def test_the_list_takes_the_dashboards_filters(api, engine, clock):
+    week = run_week(engine, clock)
+    m = week.monday
+    with engine.db.connect() as conn:
+        number = dict(conn.execute(select(Case.id, Case.number)).all())
+
+    def found(**params) -> set[int]:
+        items = api.ok(api.get("manager", "/api/cases", params=params))["items"]
+        by_number = {n: case_id for case_id, n in number.items()}
+        return {by_number[c["number"]] for c in items}
+
+    monday = {"from": "2026-03-02T00:00:00+08:00", "to": "2026-03-03T00:00:00+08:00"}
+    assert found(live=True) == {week.f} and found(channel="online") == {m.b, week.f}
+    assert found(channel="window", at_centre=True) == {m.a, m.d, m.e}
+    assert found(closed_from=monday["from"], closed_to=monday["to"]) == {m.a, m.b, m.e}
+    assert found(department="scjg", done_from=monday["from"], done_to=monday["to"]) == {m.a, m.b, m.e}
+    assert found(department="gaj", step="licence") == set() and found(step="__negative_report__") == {m.d}
+    assert found(rated_department="gaj") == {m.a, m.e}
+    assert found(rated_from=monday["to"], definition="kaiban-mini") == {m.d}
+    assert found(visits=3) == {m.e} and found(max_visits=0) == {m.b, week.f}
 
 
 def test_staff_see_the_cases_their_departments_work_on_and_another_departments_is_404(api, engine):

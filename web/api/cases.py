@@ -10,14 +10,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
-from orchestrator.definition.model import DEFINITION_KEY_PATTERN
+from orchestrator.definition.model import DEFINITION_KEY_PATTERN, IDENT_PATTERN
 from orchestrator.engine.commands.clock import SUSPENSION_KINDS
 from orchestrator.engine.commands.closing import EVALUATION_CHANNELS
 from orchestrator.engine.errors import InvalidData
 from orchestrator.engine.forms import check_form
-from orchestrator.engine.read import CaseFilter, case_detail, case_path, search_cases
+from orchestrator.engine.read import CaseFilter, case_detail, case_path, search_cases, step_names
+from orchestrator.engine.read.common import department_names
+from orchestrator.engine.read.search import MAX_VISITS, Channel
 from orchestrator.engine.unit import find_case_by_idempotency_key
 from orchestrator.render import render
 from orchestrator.store.db import reading
@@ -205,6 +207,9 @@ def _moment(value: datetime | None, name: str) -> datetime | None:
         raise WebError(422, "invalid_data", f"{name}: a time between the years 1900 and 9000, please") from None
 
 
+STEP_PATTERN = r"^(__)?[a-z][a-z0-9_]*$"  # a definition's step, or a case's own (__rectification__ …)
+
+
 @router.get("/cases", response_model=Page[CaseSummaryOut], responses=ERRORS)
 def list_cases(
     definition: Annotated[str | None, Query(max_length=64, pattern=DEFINITION_KEY_PATTERN)] = None,
@@ -218,6 +223,40 @@ def list_cases(
     ] = None,
     submitted_from: Annotated[AwareDatetime | None, Query(description="at or after")] = None,
     submitted_to: Annotated[AwareDatetime | None, Query(description="before")] = None,
+    live: Annotated[bool | None, Query(description="accepted, in progress or suspended (or not)")] = None,
+    channel: Annotated[Channel | None, Query(description="where the application came in")] = None,
+    at_centre: Annotated[bool | None, Query(description="recorded at a service centre's window (or not)")] = None,
+    closed_from: Annotated[AwareDatetime | None, Query(description="closed (any outcome) at or after")] = None,
+    closed_to: Annotated[AwareDatetime | None, Query(description="closed before")] = None,
+    department: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=32,
+            pattern=IDENT_PATTERN,
+            description="a task of this department completed; with step, done_from, done_to: one task meets all",
+        ),
+    ] = None,
+    step: Annotated[
+        str | None,
+        Query(min_length=1, max_length=64, pattern=STEP_PATTERN, description="a task of this step completed"),
+    ] = None,
+    done_from: Annotated[AwareDatetime | None, Query(description="a task completed at or after")] = None,
+    done_to: Annotated[AwareDatetime | None, Query(description="a task completed before")] = None,
+    rated_from: Annotated[AwareDatetime | None, Query(description="rated (好差评) at or after")] = None,
+    rated_to: Annotated[AwareDatetime | None, Query(description="rated before")] = None,
+    rated_department: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=32,
+            pattern=IDENT_PATTERN,
+            description="rated, and the rating counts for this department: it completed a task of the case "
+            "(差评整改 and 否定报备 aside)",
+        ),
+    ] = None,
+    visits: Annotated[int | None, Query(ge=0, le=MAX_VISITS, description="跑动次数, exactly")] = None,
+    max_visits: Annotated[int | None, Query(ge=0, le=MAX_VISITS, description="跑动次数, at most")] = None,
     cursor: CursorText = None,
     limit: Limit = 50,
     viewer: Viewer = Depends(case_reader),
@@ -225,7 +264,8 @@ def list_cases(
 ) -> Page[CaseSummaryOut]:
     """Cases newest first, a page at a time (keyset: pass `next` as `cursor`). Staff and supervisors
     see the cases their departments work on; windows, managers and admins every case. Applicant ids
-    are masked in lists."""
+    are masked in lists. The filters after `submitted_to` are the managers' dashboard's: each keeps
+    exactly the cases its figure counts (docs/api.md)."""
     visibility: dict[str, Any] = {}
     if not (viewer.reads_everything or viewer.has("window")):  # as web.deps.visible_case_id
         visibility = {"departments": tuple(sorted(viewer.departments)), "worker": viewer.user_id}
@@ -237,13 +277,39 @@ def list_cases(
         number_prefix=number,
         submitted_from=_moment(submitted_from, "submitted_from"),
         submitted_to=_moment(submitted_to, "submitted_to"),
+        live=live,
+        channel=channel,
+        at_centre=at_centre,
+        closed_from=_moment(closed_from, "closed_from"),
+        closed_to=_moment(closed_to, "closed_to"),
+        done_department=department,
+        done_step=step,
+        done_from=_moment(done_from, "done_from"),
+        done_to=_moment(done_to, "done_to"),
+        rated_from=_moment(rated_from, "rated_from"),
+        rated_to=_moment(rated_to, "rated_to"),
+        rated_department=rated_department,
+        visits=visits,
+        max_visits=max_visits,
         **visibility,
     )
     with reading(svc.engine.db) as conn:
+        _known(conn, definition, step, department, rated_department)
         page = search_cases(
             conn, filters, now=now(svc), calendar=svc.engine.calendar, cursor=time_cursor(cursor), limit=limit
         )
     return Page[CaseSummaryOut](items=[case_summary(c, False) for c in page.items], next=page.next)
+
+
+def _known(conn: Connection, definition: str | None, step: str | None, *departments: str | None) -> None:
+    """A department or step nobody has is a mistake, not a filter that finds nothing."""
+    if any(departments):
+        known = department_names(conn)
+        for code in filter(None, departments):
+            if code not in known:
+                raise WebError(422, "invalid_data", f"no department {code}")
+    if step and step not in step_names(conn, definition):
+        raise WebError(422, "invalid_data", f"no step {step}" + (f" in {definition}" if definition else ""))
 
 
 @router.get("/cases/{number}", response_model=CaseDetailOut, responses=ERRORS)

@@ -13,7 +13,8 @@ supervisor their departments and the 一件事 those take part in.
 
 Every table exports as CSV (``/dashboard/<table>.csv`` with the same period). Every count links to what
 lies behind it: the open tasks (``/dashboard/tasks``), one case (``/cases/{number}``) or the case search
-(``/cases`` with its filters; see ``cases_link`` for the ones it honours today). Figures come from
+(``/cases`` through ``search.cases_link``, with filters that keep exactly the cases the figure counts;
+a task count lists the cases of its tasks). Figures come from
 ``orchestrator.engine.read`` (``dashboard`` and ``performance``); the rules behind them are stated on
 the pages (and in performance.py).
 """
@@ -26,7 +27,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -35,18 +36,19 @@ from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
 from sqlalchemy import Connection, select
 
-from orchestrator.calendar import TZ
+from orchestrator.calendar import TZ, day_span
 from orchestrator.definition.model import Department as DepartmentSpec
 from orchestrator.engine import read
 from orchestrator.engine.errors import NotFound
 from orchestrator.engine.read import performance as perf
-from orchestrator.engine.read.common import KIND_LABELS, department_names, latest_definition_names
+from orchestrator.engine.read.common import CASE_STEP_LABELS, KIND_LABELS, department_names, latest_definition_names
 from orchestrator.render import StepOverlay, flowchart
 from orchestrator.store.db import reading
 from orchestrator.store.models import Department
 
 from ..accounts import Viewer
 from ..deps import Services, WebError, require, services, visible_task
+from .search import cases_link
 
 router = APIRouter()
 watcher = require("manager", "supervisor", "admin")
@@ -60,10 +62,6 @@ URGE_WITHIN = {"": "不设期限", "4h": "4 工作小时内", "1d": "1 个工作
 URGE_LEVELS = {"urge": "催办", "supervise": "督办"}
 DEFAULT_URGE = "请抓紧办理，按承诺时限办结。"
 SLA_WORDS = {"open": "在办", "warning": "黄牌（预警）", "overdue": "红牌（逾期）", "paused": "暂停计时"}
-# the filters /cases (web/pages/search.py) honours today; the dashboard also passes the ones below it
-# would need to show exactly a figure's cases: department, live, closed_from/closed_to, done_from/done_to,
-# step, channel, at_centre, rated_from/rated_to, max_visits (until then /cases shows a wider list)
-CASE_SEARCH_FILTERS = ("number", "applicant", "definition", "state", "sla", "date_from", "date_to")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -79,11 +77,11 @@ class Period:
 
     @property
     def start(self) -> datetime:
-        return datetime.combine(self.first, time(), TZ)
+        return day_span(self.first, self.last)[0]
 
     @property
     def end(self) -> datetime:
-        return datetime.combine(self.last + timedelta(days=1), time(), TZ)
+        return day_span(self.first, self.last)[1]
 
     @property
     def days(self) -> int:
@@ -97,13 +95,10 @@ class Period:
     def label(self) -> str:
         return f"{self.first:%Y-%m-%d} 至 {self.last:%Y-%m-%d}（{self.days} 天）"
 
-    @property
-    def search(self) -> dict[str, str]:
-        """The same days as /cases' submission dates."""
-        return {"date_from": self.first.isoformat(), "date_to": self.last.isoformat()}
-
-    def closed(self) -> dict[str, str]:
-        return {"closed_from": self.first.isoformat(), "closed_to": self.last.isoformat()}
+    def filters(self, kind: str) -> dict[str, str]:
+        """The same days as a pair of /cases' filters: ``date`` (submitted), ``closed``, ``done`` (a task
+        completed), ``rated``."""
+        return {f"{kind}_from": self.first.isoformat(), f"{kind}_to": self.last.isoformat()}
 
 
 def quick_periods(today: date) -> list[tuple[str, Period]]:
@@ -158,12 +153,6 @@ def scope_of(conn: Connection, viewer: Viewer) -> Scope:
         return Scope()
     departments = frozenset(viewer.supervises)
     return Scope(departments, perf.definitions_of_departments(conn, departments))
-
-
-def cases_link(**filters: str | None) -> str:
-    """/cases with the given filters (see CASE_SEARCH_FILTERS)."""
-    given = {k: v for k, v in filters.items() if v}
-    return "/cases" + ("?" + urlencode(given) if given else "")
 
 
 def tasks_link(department: str, sla: str) -> str:
@@ -240,7 +229,8 @@ def count_cell(n: int, href: str | None = None, css: str | None = None) -> Cell:
 
 
 def rate_cell(rate: float | None, href: str | None = None, css: str | None = None) -> Cell:
-    return Cell(pct(rate), href, css, value=pct_value(rate))
+    """A rate, linked (like its count) to the cases behind it; "—" (nothing to rate) links nowhere."""
+    return Cell(pct(rate), href if rate is not None else None, css, value=pct_value(rate))
 
 
 # -- 总览 -------------------------------------------------------------------------------------------
@@ -294,7 +284,7 @@ def period_department_table(board: read.Dashboard, period: Period) -> Table:
     for d in board.departments:
         if not (d.work.completed or d.alerts):
             continue
-        done = cases_link(department=d.department, done_from=period.first.isoformat(), done_to=period.last.isoformat())
+        done = cases_link(department=d.department, **period.filters("done"))
         rows.append(
             (
                 Cell(d.name, value=f"{d.name}（{d.department}）"),
@@ -320,7 +310,7 @@ def period_department_table(board: read.Dashboard, period: Period) -> Table:
 def period_definition_table(board: read.Dashboard, period: Period) -> Table:
     rows = []
     for f in board.definitions:
-        closed = cases_link(definition=f.definition_key, state="completed", **period.closed())
+        closed = cases_link(definition=f.definition_key, state="completed", **period.filters("closed"))
         rated = sum(f.evaluations.values())
         satisfied = sum(n for level, n in f.evaluations.items() if level in perf.SATISFIED)
         rows.append(
@@ -351,11 +341,9 @@ def step_table(board: read.Dashboard, period: Period) -> Table:
     rows = []
     for f in board.definitions:
         for s in f.steps:
+            # a row is a step and the department that did it
             done = cases_link(
-                definition=f.definition_key,
-                step=s.step_id,
-                done_from=period.first.isoformat(),
-                done_to=period.last.isoformat(),
+                definition=f.definition_key, step=s.step_id, department=s.department, **period.filters("done")
             )
             rows.append(
                 (
@@ -379,23 +367,19 @@ def step_table(board: read.Dashboard, period: Period) -> Table:
 
 
 def _step_label(step_id: str, name: str) -> str:
-    if step_id == perf.RECTIFICATION_STEP:
-        return "差评整改"
-    if step_id == perf.NEGATIVE_REPORT_STEP:
-        return "否定报备（领导确认）"
-    return name
+    return CASE_STEP_LABELS.get(step_id, name)
 
 
 def trend_table(weeks: Sequence[perf.Week]) -> Table:
     rows = []
     for w in weeks:
         sunday = w.start + timedelta(days=6)
-        days = {"date_from": w.start.isoformat(), "date_to": sunday.isoformat()}
-        closed = cases_link(state="completed", closed_from=w.start.isoformat(), closed_to=sunday.isoformat())
+        week = Period(w.start, sunday)
+        closed = cases_link(state="completed", **week.filters("closed"))
         rows.append(
             (
                 Cell(f"{w.start:%m-%d} ~ {sunday:%m-%d}", value=w.start.isoformat()),
-                count_cell(w.submitted, cases_link(**days)),
+                count_cell(w.submitted, cases_link(**week.filters("date"))),
                 count_cell(w.closed, closed),
                 rate_cell(w.on_time_rate, closed),
                 count_cell(w.tasks),
@@ -493,9 +477,8 @@ def rating_table(rows: Iterable[perf.RatingRow], caption: str, name: str, first:
     for row in rows:
         link = cases_link(
             definition=row.code if name == "ratings-definitions" else None,
-            department=row.code if name == "ratings-departments" else None,
-            rated_from=period.first.isoformat(),
-            rated_to=period.last.isoformat(),
+            rated_department=row.code if name == "ratings-departments" else None,
+            **period.filters("rated"),
         )
         body.append(
             (
@@ -577,7 +560,7 @@ def target_rows(plan: perf.PlanTargets, period: Period) -> list[dict[str, Any]]:
                 plan.online,
                 plan.submitted,
                 perf.PLAN_ONLINE,
-                cases_link(channel="online", **period.search),
+                cases_link(channel="online", **period.filters("date")),
             ),
             "rule": "按事项：可网上申请，且每个出件环节都可在线送达或邮寄（无出件亦可）；"
             "按办件：统计期内网上申请（cases.channel = online）的占比。",
@@ -597,7 +580,7 @@ def target_rows(plan: perf.PlanTargets, period: Period) -> list[dict[str, Any]]:
                 plan.at_centre,
                 plan.at_window,
                 perf.PLAN_ONE_WINDOW,
-                cases_link(channel="window", at_centre="1", **period.search),
+                cases_link(channel="window", at_centre="1", **period.filters("date")),
             ),
             "rule": f"按事项：受理环节由综合窗口部门（{windows}）办理；"
             "按办件：统计期内窗口申请中，在政务服务中心综合窗口受理（记录了受理中心 cases.centre）的占比。",
@@ -617,7 +600,7 @@ def target_rows(plan: perf.PlanTargets, period: Period) -> list[dict[str, Any]]:
                 plan.at_most_one_visit,
                 plan.closed,
                 perf.PLAN_ONE_VISIT,
-                cases_link(max_visits="1", **period.closed()),
+                cases_link(max_visits="1", **period.filters("closed")),
             ),
             "rule": "跑动次数：窗口申请 1 次，网上申请 0 次；每轮补正（受理前或受理后）+1 次；证照窗口领取 +1 次"
             "（邮寄、在线送达不计）。按办件：统计期内办结（含不予受理、撤回等）的办件中跑动不超过 1 次的占比；"
@@ -657,7 +640,7 @@ def visit_table(plan: perf.PlanTargets, period: Period) -> Table:
     rows = tuple(
         (
             Cell(f"{visits} 次"),
-            count_cell(n, cases_link(visits=str(visits), **period.closed())),
+            count_cell(n, cases_link(visits=str(visits), **period.filters("closed"))),
             rate_cell(n / plan.closed if plan.closed else None),
         )
         for visits, n in plan.visits.items()
@@ -709,12 +692,7 @@ def heat_table(heat: perf.Heat, names: dict[str, str], period: Period) -> Table:
         step = heat.definition.steps_by_id.get(step_id)
         limit = step.limit.label if step is not None and step.limit else "—"
         share = "—" if s.branch_share is None else f"{pct(s.branch_share)}（{s.taken}/{s.reached}）"
-        done = cases_link(
-            definition=heat.definition_key,
-            step=step_id,
-            done_from=period.first.isoformat(),
-            done_to=period.last.isoformat(),
-        )
+        done = cases_link(definition=heat.definition_key, step=step_id, **period.filters("done"))
         rows.append(
             (
                 Cell(_step_label(step_id, step.name if step else step_id), value=step_id),

@@ -41,7 +41,7 @@ from .outbox import (
     register_channel,
 )
 from .queues import DoneItem, QueueItem, TaskFilter, claimed, done, memberships_of, queue
-from .search import CaseFilter, Progress, ProgressStep, progress, search_cases
+from .search import CaseFilter, Progress, ProgressStep, progress, search_cases, step_names
 
 __all__ = [
     "CaseDetail",
@@ -81,5 +81,6 @@ __all__ = [
     "refresh_work_summary",
     "register_channel",
     "search_cases",
+    "step_names",
     "summarized_through",
 ]

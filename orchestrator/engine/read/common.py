@@ -14,6 +14,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from ...calendar import BusinessCalendar
 from ...store.models import DefinitionVersion, Department
+from ..rules import NEGATIVE_REPORT_STEP, RECTIFICATION_STEP
 
 T = TypeVar("T")
 
@@ -45,6 +46,7 @@ OUTCOME_LABELS = {
     "withdrawn": "撤回",
     "terminated": "终止办理",
 }
+CASE_STEP_LABELS = {RECTIFICATION_STEP: "差评整改", NEGATIVE_REPORT_STEP: "否定报备（领导确认）"}  # tasks of no step
 KIND_LABELS = {
     "acceptance": "综合受理",
     "survey": "联合踏勘",

@@ -44,7 +44,7 @@ from ...calendar import TZ
 from ...store.models import Timestamp, WorkDay, WorkDaysState
 from ..errors import NotFound
 from ..publish import DefinitionCache
-from .common import aware, department_names, latest_definition_names
+from .common import LIVE_CASES, OPEN_TASKS, aware, department_names, latest_definition_names
 
 P90 = 0.9
 
@@ -116,13 +116,13 @@ def _period(statement: str) -> text:
     return text(statement).bindparams(bindparam("start", type_=Timestamp), bindparam("end", type_=Timestamp))
 
 
-LIVE_TASKS = text(
-    "SELECT department, sla_state, COUNT(*) AS n FROM tasks WHERE tasks.state IN ('ready', 'claimed')"
-    " GROUP BY department, sla_state"
+# the open tasks and live cases of the case search's filters too (common's predicates)
+LIVE_TASK_COUNTS = text(
+    f"SELECT department, sla_state, COUNT(*) AS n FROM tasks WHERE {OPEN_TASKS.text} GROUP BY department, sla_state"
 )
-LIVE_CASES = text(
-    "SELECT definition_key, sla_state, COUNT(*) AS n FROM cases"
-    " WHERE cases.state IN ('accepted', 'in_progress', 'suspended') GROUP BY definition_key, sla_state"
+LIVE_CASE_COUNTS = text(
+    f"SELECT definition_key, sla_state, COUNT(*) AS n FROM cases WHERE {LIVE_CASES.text}"
+    " GROUP BY definition_key, sla_state"
 )
 # completions in the period, with the definition of their case
 _DONE = (
@@ -390,10 +390,10 @@ def dashboard(conn: Connection, start: datetime, end: datetime) -> Dashboard:
     step_work, work_by_department = _work_figures(conn, start, end)
 
     department_live: dict[str, dict[str | None, int]] = {}
-    for row in conn.execute(LIVE_TASKS):
+    for row in conn.execute(LIVE_TASK_COUNTS):
         department_live.setdefault(row.department, {})[row.sla_state] = row.n
     definition_live: dict[str, dict[str | None, int]] = {}
-    for row in conn.execute(LIVE_CASES):
+    for row in conn.execute(LIVE_CASE_COUNTS):
         definition_live.setdefault(row.definition_key, {})[row.sla_state] = row.n
     closed = {r.definition_key: r for r in conn.execute(CASES_CLOSED, period)}
     department_alerts: dict[str, dict[str, int]] = {}

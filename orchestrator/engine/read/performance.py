@@ -47,9 +47,9 @@ from ..rules import RECTIFICATION_STEP
 from .common import aware, definition_names, department_names, latest_definition_names
 from .dashboard import (
     _DEFINITIONS,
-    LIVE_CASES,
+    LIVE_CASE_COUNTS,
     LIVE_DONE,
-    LIVE_TASKS,
+    LIVE_TASK_COUNTS,
     WorkTime,
     _definitions_of,
     _midnight,
@@ -72,6 +72,19 @@ PLAN_ONE_VISIT = 0.9  # at most one visit (最多跑一次)
 STAR_WEIGHTS = (0.6, 0.4)  # on-time rate, satisfaction rate
 STAR_STEPS = ((95.0, 5), (90.0, 4), (80.0, 3), (60.0, 2))
 STAR_MIN_SAMPLE = 10  # timed tasks plus ratings below this: rated, but ranked after the others (样本不足)
+
+# the module's rules as SQL over ``cases`` and ``tasks`` by their names, for its statements and the case
+# search's filters (search.py): a figure and the list of its cases agree
+AT_CENTRE = "cases.centre IS NOT NULL"  # a window application recorded at a service centre
+CASE_VISITS = (  # 跑动次数 (ix_supplements_case, ix_certificates_case)
+    "(CASE WHEN cases.channel = 'window' THEN 1 ELSE 0 END"
+    " + (SELECT COUNT(*) FROM supplements s WHERE s.case_id = cases.id)"
+    " + CASE WHEN EXISTS (SELECT 1 FROM certificates k WHERE k.case_id = cases.id AND k.delivery = 'window')"
+    " THEN 1 ELSE 0 END)"
+)
+SHARES_RATING = (  # a task whose department a case's rating counts for: completed, not 差评整改 or 否定报备
+    "tasks.state = 'completed' AND substr(tasks.step_id, 1, 2) <> '__'"
+)
 
 
 def _in(name: str) -> Any:
@@ -120,10 +133,10 @@ def live_counts(
     """Open, warning (黄牌), overdue (红牌) and paused now: tasks per department (``ix_tasks_open_sla``) and
     live cases per definition (``ix_cases_live_sla``), both read index-only."""
     tasks: dict[str, dict[str | None, int]] = defaultdict(dict)
-    for row in conn.execute(LIVE_TASKS):
+    for row in conn.execute(LIVE_TASK_COUNTS):
         tasks[row.department][row.sla_state] = row.n
     cases: dict[str, dict[str | None, int]] = defaultdict(dict)
-    for row in conn.execute(LIVE_CASES):
+    for row in conn.execute(LIVE_CASE_COUNTS):
         cases[row.definition_key][row.sla_state] = row.n
     department_name = department_names(conn)
     definition_name = latest_definition_names(conn)
@@ -694,10 +707,10 @@ RATINGS_BY_DEFINITION = text(
 ).bindparams(bindparam("start", type_=Timestamp), bindparam("end", type_=Timestamp))
 # every department that completed a task of the rated case (ix_evaluations_at, then ix_tasks_case)
 RATINGS_BY_DEPARTMENT = text(
-    "SELECT department AS code, level, COUNT(*) AS n FROM (SELECT t.department AS department, e.id AS id,"
-    " e.level AS level FROM evaluations e"
-    " JOIN tasks t ON t.case_id = e.case_id AND t.state = 'completed' AND substr(t.step_id, 1, 2) <> '__'"
-    " WHERE e.at >= :start AND e.at < :end GROUP BY t.department, e.id, e.level) rated GROUP BY department, level"
+    "SELECT department AS code, level, COUNT(*) AS n FROM (SELECT tasks.department AS department, e.id AS id,"
+    f" e.level AS level FROM evaluations e JOIN tasks ON tasks.case_id = e.case_id AND {SHARES_RATING}"
+    " WHERE e.at >= :start AND e.at < :end GROUP BY tasks.department, e.id, e.level) rated"
+    " GROUP BY department, level"
 ).bindparams(bindparam("start", type_=Timestamp), bindparam("end", type_=Timestamp))
 
 
@@ -768,8 +781,7 @@ BAD_RATINGS = (
     .columns(at=Timestamp, due_at=Timestamp, completed_at=Timestamp)
 )
 CASES_OF_DEPARTMENTS = text(
-    "SELECT DISTINCT case_id FROM tasks WHERE case_id IN :cases AND department IN :departments"
-    " AND state = 'completed' AND substr(step_id, 1, 2) <> '__'"
+    f"SELECT DISTINCT case_id FROM tasks WHERE case_id IN :cases AND department IN :departments AND {SHARES_RATING}"
 ).bindparams(_in("cases"), _in("departments"))
 
 
@@ -882,20 +894,17 @@ class PlanTargets:
 
 
 SUBMITTED_CHANNELS = text(
-    "SELECT channel, CASE WHEN centre IS NULL THEN 0 ELSE 1 END AS at_centre, COUNT(*) AS n,"
+    f"SELECT channel, CASE WHEN {AT_CENTRE} THEN 1 ELSE 0 END AS at_centre, COUNT(*) AS n,"
     " COUNT(DISTINCT definition_key) AS items FROM cases WHERE submitted_at >= :start AND submitted_at < :end"
-    " GROUP BY channel, CASE WHEN centre IS NULL THEN 0 ELSE 1 END"
+    f" GROUP BY channel, CASE WHEN {AT_CENTRE} THEN 1 ELSE 0 END"
 ).bindparams(bindparam("start", type_=Timestamp), bindparam("end", type_=Timestamp))
 ITEMS_SUBMITTED = text(
     "SELECT COUNT(DISTINCT definition_key) FROM cases WHERE submitted_at >= :start AND submitted_at < :end"
 ).bindparams(bindparam("start", type_=Timestamp), bindparam("end", type_=Timestamp))
 # visits of each case closed in the period (ix_cases_closed; ix_supplements_case, ix_certificates_case)
 VISITS = text(
-    "SELECT visits, COUNT(*) AS n FROM (SELECT CASE WHEN c.channel = 'window' THEN 1 ELSE 0 END"
-    " + (SELECT COUNT(*) FROM supplements s WHERE s.case_id = c.id)"
-    " + CASE WHEN EXISTS (SELECT 1 FROM certificates k WHERE k.case_id = c.id AND k.delivery = 'window')"
-    " THEN 1 ELSE 0 END AS visits FROM cases c"
-    " WHERE c.closed_at IS NOT NULL AND c.closed_at >= :start AND c.closed_at < :end) v GROUP BY visits"
+    f"SELECT visits, COUNT(*) AS n FROM (SELECT {CASE_VISITS} AS visits FROM cases"
+    " WHERE cases.closed_at IS NOT NULL AND cases.closed_at >= :start AND cases.closed_at < :end) v GROUP BY visits"
 ).bindparams(bindparam("start", type_=Timestamp), bindparam("end", type_=Timestamp))
 
 
