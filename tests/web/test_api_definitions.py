@@ -41,7 +41,9 @@ def test_one_definition_lists_what_an_application_needs(api):
     assert [(m["key"], m["deferrable"]) for m in shown["materials"]] == [("id_card", False), ("lease", True)]
     steps = {s["id"]: s for s in shown["steps"]}
     assert steps["seal"]["when"] == "needs_seal" and steps["seal"]["limit"] == "2h"
-    assert steps["issue"]["certificates"] == [{"key": "business_licence", "name": "营业执照", "issuer": "scjg", "steps": []}]
+    assert steps["issue"]["certificates"] == [
+        {"key": "business_licence", "name": "营业执照", "issuer": "scjg", "steps": []}
+    ]
     assert shown["departments"]["scjg"] == "市场监督管理局" and "行政复议" in shown["remedy"]
     assert api.ok(api.get("zwfw1", "/api/definitions/kaiban-mini", params={"version": 1}))["version"] == 1
 
